@@ -1,0 +1,71 @@
+"""The machine-readable description of a deployment (the schema of .lab/lab.json).
+
+Written by playbooks/describe.yml from the same inventory that drove the deployment, read by the
+behavioural tests, the lab's status output and tools outside this repo. Later features extend it;
+existing keys keep their meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def _listener_ports(listeners: list[dict]) -> dict[str, int]:
+    ports: dict[str, int] = {}
+    for lst in listeners:
+        ports.setdefault(lst["authentication"], int(lst["port"]))
+    return ports
+
+
+def describe(brokers: list[dict[str, Any]], clients: list[dict[str, Any]], ca_file: str,
+             client_cert_dir: str, include_passwords: bool = False) -> dict[str, Any]:
+    """Build the description.
+
+    ``brokers``: one mapping per broker host with name, container, address, tls_server_name, listeners.
+    ``clients``: mosquitto_clients as in the inventory.
+    """
+    out_brokers = []
+    default_ports: dict[str, int] = {}
+    for b in brokers:
+        ports = _listener_ports(b["listeners"])
+        default_ports = default_ports or ports
+        out_brokers.append({
+            "name": b["name"],
+            "container": b["container"],
+            "address": b["address"],
+            "port": ports.get("password", next(iter(ports.values()))),
+            "tls_server_name": b["tls_server_name"],
+            "listeners": {auth: port for auth, port in sorted(ports.items())},
+        })
+    main_port = out_brokers[0]["port"] if out_brokers else None
+    out_clients = []
+    for c in clients:
+        auth = c.get("auth", "password")
+        entry: dict[str, Any] = {
+            "name": c["name"],
+            "username": c["name"],
+            "auth": auth,
+            "password": (c.get("password") if include_passwords else None) if auth == "password" else None,
+            "certfile": f"{client_cert_dir}/{c['name']}/chain.pem" if auth == "certificate" else None,
+            "keyfile": f"{client_cert_dir}/{c['name']}/key.pem" if auth == "certificate" else None,
+            "admin": bool(c.get("admin", False)),
+            "publish": [_expand(t, c["name"]) for t in c.get("publish") or []],
+            "subscribe": [_expand(t, c["name"]) for t in c.get("subscribe") or []],
+            "expect": "allowed",
+        }
+        port = default_ports.get(auth)
+        if port is not None and port != main_port:
+            entry["port"] = port
+        out_clients.append(entry)
+    return {
+        "schema": SCHEMA_VERSION,
+        "brokers": out_brokers,
+        "ca_file": ca_file,
+        "clients": out_clients,
+    }
+
+
+def _expand(topic: str, name: str) -> str:
+    return topic.replace("%u", name).replace("%c", name)

@@ -1,0 +1,204 @@
+"""scripts/lab: the local container lab (up | down | status).
+
+``up`` starts one systemd container per host of inventories/lab on a Docker network with the static
+addresses the inventory gives, authorises a lab SSH key, records the containers' real host keys,
+converges playbooks/site.yml over SSH exactly as an operator would against servers, then writes
+.lab/lab.json (see README) and prints how to connect. Running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rampart import REPO_ROOT, harness
+
+LAB_DIR = REPO_ROOT / ".lab"
+INVENTORY = REPO_ROOT / "inventories" / "lab"
+SSH_DIR = LAB_DIR / "ssh"
+LAB_JSON = LAB_DIR / "lab.json"
+OWNER = "lab"
+CONTAINER_PREFIX = "rampart-lab-"  # same rule as lab_container in inventories/lab/group_vars/all/lab.yml
+RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def venv_bin(tool: str) -> str:
+    candidate = Path(sys.executable).parent / tool
+    return str(candidate) if candidate.exists() else tool
+
+
+def ansible_env() -> dict[str, str]:
+    return dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+
+
+def inventory() -> dict:
+    """Hosts, addresses and lab settings, read from the lab inventory (literal values only)."""
+    res = subprocess.run([venv_bin("ansible-inventory"), "-i", str(INVENTORY), "--list"], capture_output=True,
+                         text=True, check=True, cwd=REPO_ROOT, env=ansible_env())
+    data = json.loads(res.stdout)
+    hostvars = data["_meta"]["hostvars"]
+    hosts = {name: hv for name, hv in sorted(hostvars.items())}
+    first = next(iter(hosts.values()))
+    return {"hosts": hosts, "network": first["lab_network"], "subnet": first["lab_network_subnet"],
+            "platform": first["lab_platform"]}
+
+
+def ensure_ssh_key() -> Path:
+    SSH_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = SSH_DIR / "id_ed25519"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rampart-lab", "-f", str(key)],
+                       check=True)
+    return key
+
+
+def authorise(container: str, pubkey: str) -> None:
+    script = ('install -d -m 0700 /root/.ssh && touch /root/.ssh/authorized_keys && '
+              'chmod 0600 /root/.ssh/authorized_keys && '
+              'grep -qxF "$1" /root/.ssh/authorized_keys || echo "$1" >> /root/.ssh/authorized_keys')
+    harness.docker("exec", container, "sh", "-c", script, "sh", pubkey)
+
+
+def host_key_line(container: str, address: str) -> str:
+    """The container's real ed25519 host key (read through Docker, so no trust-on-first-use)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        res = harness.docker("exec", container, "cat", "/etc/ssh/ssh_host_ed25519_key.pub", check=False)
+        if res.returncode == 0 and res.stdout.strip():
+            kind, key = res.stdout.split()[:2]
+            return f"{address} {kind} {key}"
+        time.sleep(0.5)
+    raise SystemExit(f"{container} has no SSH host key after 30s")
+
+
+def wait_for_ssh(address: str, key: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    cmd = ["ssh", "-i", str(key), "-o", f"UserKnownHostsFile={SSH_DIR / 'known_hosts'}",
+           "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3",
+           f"root@{address}", "true"]
+    while time.monotonic() < deadline:
+        if subprocess.run(cmd, capture_output=True).returncode == 0:
+            return
+        time.sleep(1)
+    raise SystemExit(f"SSH to {address} did not work within {timeout:.0f}s")
+
+
+def playbook(name: str, *extra: str) -> tuple[int, str]:
+    cmd = [venv_bin("ansible-playbook"), "-i", str(INVENTORY), str(REPO_ROOT / "playbooks" / name), *extra]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=ansible_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out = []
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        out.append(line)
+    return proc.wait(), "".join(out)
+
+
+def changed_total(output: str) -> int:
+    return sum(int(m.group(3)) for m in RECAP_RE.finditer(output))
+
+
+def up(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    inv = inventory()
+    image = harness.ensure_images([inv["platform"]])[inv["platform"]]
+    key = ensure_ssh_key()
+    pubkey = (key.with_suffix(".pub")).read_text().strip()
+    created = harness.ensure_network(inv["network"], inv["subnet"], OWNER)
+    known = []
+    for host, hv in inv["hosts"].items():
+        container = CONTAINER_PREFIX + host
+        created |= harness.run_systemd_container(container, image, inv["network"], hv["ansible_host"],
+                                                 hostname=host, owner=OWNER)
+        authorise(container, pubkey)
+        known.append(host_key_line(container, hv["ansible_host"]))
+    (SSH_DIR / "known_hosts").write_text("\n".join(known) + "\n")
+    for hv in inv["hosts"].values():
+        wait_for_ssh(hv["ansible_host"], key)
+    rc, out = playbook("site.yml", *args.ansible_args)
+    if rc != 0:
+        print(f"lab: converging site.yml failed (rc={rc})", file=sys.stderr)
+        return rc
+    rc, _ = playbook("describe.yml", "-e", f"rampart_describe_path={LAB_JSON}")
+    if rc != 0:
+        return rc
+    changed = changed_total(out)
+    print(f"\nlab: up in {time.monotonic() - started:.0f}s; containers {'created' if created else 'unchanged'}; "
+          f"site.yml changed={changed}")
+    print_connect_help()
+    return 0
+
+
+def print_connect_help() -> None:
+    if not LAB_JSON.exists():
+        return
+    lab = json.loads(LAB_JSON.read_text())
+    broker = lab["brokers"][0]
+    pw = next((c for c in lab["clients"] if c["auth"] == "password" and c["password"] and c["subscribe"]), None)
+    cert = next((c for c in lab["clients"] if c["auth"] == "certificate"), None)
+    print(f"\nBroker {broker['name']} at {broker['address']}:{broker['port']} (TLS name {broker['tls_server_name']}); "
+          f"description in {LAB_JSON}")
+    if pw:
+        topic = pw["subscribe"][0]
+        print("From the client container:\n"
+              f"  docker exec -it {CONTAINER_PREFIX}client1 mosquitto_sub -h {broker['tls_server_name']} "
+              f"-p {broker['port']} --cafile /etc/rampart/mqtt/ca.crt -u {pw['username']} -P '{pw['password']}' "
+              f"-t '{topic}' -v")
+    if cert:
+        print(f"  docker exec -it {CONTAINER_PREFIX}client1 mosquitto_pub -h {broker['tls_server_name']} "
+              f"-p {cert.get('port', broker['port'])} --cafile /etc/rampart/mqtt/ca.crt "
+              f"--cert /etc/rampart/mqtt/{cert['name']}.crt --key /etc/rampart/mqtt/{cert['name']}.key "
+              f"-t '{cert['publish'][0].replace('#', 'temp')}' -m 21.5")
+    if pw:
+        print("From this machine (Python, paho-mqtt):\n"
+              f"  .venv/bin/python -m rampart.mqttprobe --lab {LAB_JSON} sub {pw['name']} '{pw['subscribe'][0]}'")
+
+
+def down(args: argparse.Namespace) -> int:
+    gone = harness.remove_owned(OWNER) if harness.docker_answers() else []
+    print("lab: removed " + (", ".join(gone) if gone else "nothing (no lab running)"))
+    if LAB_JSON.exists():
+        LAB_JSON.unlink()
+    if args.purge and LAB_DIR.exists():
+        subprocess.run(["rm", "-rf", str(LAB_DIR)], check=True)
+        print(f"lab: purged {LAB_DIR} (lab CA and SSH key)")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    if not harness.docker_answers():
+        print("lab: Docker is not running; the lab is down")
+        return 1
+    res = harness.docker("ps", "-a", "--filter", f"label={harness.OWNER_LABEL}={OWNER}",
+                         "--format", "{{.Names}}\t{{.Status}}")
+    rows = res.stdout.strip()
+    print(rows or "lab: no containers")
+    if LAB_JSON.exists():
+        print_connect_help()
+    return 0 if rows else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/lab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("up", help="create the lab and converge site.yml over SSH")
+    p.add_argument("ansible_args", nargs=argparse.REMAINDER, help="extra ansible-playbook arguments")
+    p.set_defaults(func=up)
+    p = sub.add_parser("down", help="remove every container, network and volume the lab made")
+    p.add_argument("--purge", action="store_true", help="also delete .lab/ (lab CA, SSH key)")
+    p.set_defaults(func=down)
+    p = sub.add_parser("status", help="show the lab's containers and how to connect")
+    p.set_defaults(func=status)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
