@@ -38,6 +38,7 @@ def describe(brokers: list[dict[str, Any]], clients: list[dict[str, Any]], ca_fi
             "port": ports.get("password", next(iter(ports.values()))),
             "tls_server_name": b["tls_server_name"],
             "listeners": {auth: port for auth, port in sorted(ports.items())},
+            "max_packet_size": b.get("max_packet_size"),
         })
     main_port = out_brokers[0]["port"] if out_brokers else None
     out_clients = []
@@ -53,6 +54,7 @@ def describe(brokers: list[dict[str, Any]], clients: list[dict[str, Any]], ca_fi
             "admin": bool(c.get("admin", False)),
             "publish": [_expand(t, c["name"]) for t in c.get("publish") or []],
             "subscribe": [_expand(t, c["name"]) for t in c.get("subscribe") or []],
+            "deny": [_expand(t, c["name"]) for t in c.get("deny") or []],
             "expect": "allowed",
         }
         port = default_ports.get(auth)

@@ -98,9 +98,7 @@ class CertSpec:
 
     def san_set(self) -> frozenset[tuple[str, str]]:
         """SANs in a comparable form (DNS case-insensitive, IPs canonical)."""
-        return frozenset(
-            [("dns", d.lower()) for d in self.dns_names] + [("ip", str(i)) for i in self.ip_addresses]
-        )
+        return frozenset([("dns", d.lower()) for d in self.dns_names] + [("ip", str(i)) for i in self.ip_addresses])
 
 
 def check_key_type(key_type: str) -> str:
@@ -124,9 +122,7 @@ def _check_dns_name(cert_name: str, dns: Any) -> str:
     except ValueError:
         pass
     else:
-        raise ValueError(
-            f"certificate {cert_name!r}: DNS name {dns!r} is an IP address; list it under ip_addresses"
-        )
+        raise ValueError(f"certificate {cert_name!r}: DNS name {dns!r} is an IP address; list it under ip_addresses")
     labels = dns[:-1].split(".") if dns.endswith(".") else dns.split(".")
     if labels[0] == "*" and len(labels) > 2:
         labels = labels[1:]
@@ -182,9 +178,7 @@ def validate_specs(certificates: Iterable[Mapping[str, Any]]) -> list[CertSpec]:
             )
         profile = raw.get("profile")
         if profile not in PROFILES:
-            raise ValueError(
-                f"certificate {name!r}: profile {profile!r} must be one of: {', '.join(PROFILES)}"
-            )
+            raise ValueError(f"certificate {name!r}: profile {profile!r} must be one of: {', '.join(PROFILES)}")
         if name in seen:
             where = "twice" if seen[name] == profile else "as both server and client in one call"
             raise ValueError(f"certificate name {name!r} appears {where}; names must be unique")
@@ -416,9 +410,7 @@ class CertificateAuthority:
         if not key_exists and not cert_exists:
             return None
         if key_exists != cert_exists:
-            present, missing = (
-                (layout.ca_key, layout.ca_cert) if key_exists else (layout.ca_cert, layout.ca_key)
-            )
+            present, missing = (layout.ca_key, layout.ca_cert) if key_exists else (layout.ca_cert, layout.ca_key)
             raise PkiError(
                 f"{present} exists but {missing} does not; refusing to create a new CA over it. "
                 f"Restore {layout.ca_dir} from backup, or move it away to start a new CA."
@@ -485,9 +477,7 @@ class CertificateAuthority:
             .not_valid_before(not_before)
             .not_valid_after(min(not_after, self.not_after))
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.cert.public_key()), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.cert.public_key()), critical=False)
         )
         for ext, critical in extensions:
             builder = builder.add_extension(ext, critical=critical)
@@ -759,8 +749,7 @@ def issue(
     renew_before = dt.timedelta(days=renew_before_days)
     if ca is not None and ca.not_after - now <= renew_before:
         result["warnings"].append(
-            f"the CA expires on {ca.not_after:%Y-%m-%d}; certificates it issues cannot outlive it, "
-            "rotate the CA"
+            f"the CA expires on {ca.not_after:%Y-%m-%d}; certificates it issues cannot outlive it, rotate the CA"
         )
     root_pem = _pem([ca.root]) if ca is not None else b""
 
@@ -800,9 +789,7 @@ def issue(
     return result
 
 
-def _leaf_fixes(
-    paths: LeafPaths, cert: x509.Certificate, ca: CertificateAuthority, root_pem: bytes
-) -> list[str]:
+def _leaf_fixes(paths: LeafPaths, cert: x509.Certificate, ca: CertificateAuthority, root_pem: bytes) -> list[str]:
     fixes = []
     if _dir_needs(paths.dir.parent.parent) or _dir_needs(paths.dir.parent) or _dir_needs(paths.dir):
         fixes.append("directory mode")

@@ -18,8 +18,12 @@ from cryptography.x509.verification import DNSName, IPAddress, PolicyBuilder, St
 
 from rampart import pki
 
-SERVER = {"name": "broker1", "profile": "server", "dns_names": ["broker1", "mqtt.example.org"],
-          "ip_addresses": ["192.0.2.10", "2001:db8::10"]}
+SERVER = {
+    "name": "broker1",
+    "profile": "server",
+    "dns_names": ["broker1", "mqtt.example.org"],
+    "ip_addresses": ["192.0.2.10", "2001:db8::10"],
+}
 CLIENT = {"name": "alice", "profile": "client"}
 
 
@@ -131,8 +135,10 @@ def test_server_certificate_profile(pki_dir: Path) -> None:
     assert result["changed"] and result["issued"] == ["broker1"]
     leaf_dir = pki_dir / "servers" / "broker1"
     paths = result["paths"]["broker1"]
-    assert paths == {k: str(leaf_dir / f) for k, f in
-                     {"cert": "cert.pem", "key": "key.pem", "chain": "chain.pem", "ca": "ca.pem"}.items()}
+    assert paths == {
+        k: str(leaf_dir / f)
+        for k, f in {"cert": "cert.pem", "key": "key.pem", "chain": "chain.pem", "ca": "ca.pem"}.items()
+    }
     assert mode(leaf_dir) == 0o700 and mode(leaf_dir.parent) == 0o700 and mode(leaf_dir / "key.pem") == 0o600
 
     ca = load_cert(pki_dir / "ca" / "ca.crt")
@@ -141,16 +147,19 @@ def test_server_certificate_profile(pki_dir: Path) -> None:
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "broker1"
     san = ext(cert, x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == ["broker1", "mqtt.example.org"]
-    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("192.0.2.10"),
-                                                       ipaddress.ip_address("2001:db8::10")]
+    assert san.get_values_for_type(x509.IPAddress) == [
+        ipaddress.ip_address("192.0.2.10"),
+        ipaddress.ip_address("2001:db8::10"),
+    ]
     assert list(ext(cert, x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.SERVER_AUTH]
     ku = ext(cert, x509.KeyUsage)
     assert ku.critical and ku.value.digital_signature and not ku.value.key_encipherment
     assert not ku.value.key_cert_sign
     bc = ext(cert, x509.BasicConstraints)
     assert bc.critical and not bc.value.ca
-    assert ext(cert, x509.AuthorityKeyIdentifier).value.key_identifier == \
-        ext(ca, x509.SubjectKeyIdentifier).value.digest
+    assert (
+        ext(cert, x509.AuthorityKeyIdentifier).value.key_identifier == ext(ca, x509.SubjectKeyIdentifier).value.digest
+    )
     assert ext(cert, x509.SubjectKeyIdentifier).value.digest
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     assert lifetime == dt.timedelta(days=397, minutes=5)
@@ -317,8 +326,9 @@ def test_check_mode_on_fresh_dir_writes_nothing(tmp_path: Path) -> None:
 def test_check_mode_on_existing_dir_reports_and_writes_nothing(pki_dir: Path) -> None:
     issue(pki_dir, [SERVER, CLIENT])
     before = snapshot(pki_dir)
-    result = issue(pki_dir, [SERVER | {"dns_names": ["other"]}, CLIENT, {"name": "bob", "profile": "client"}],
-                   check_mode=True)
+    result = issue(
+        pki_dir, [SERVER | {"dns_names": ["other"]}, CLIENT, {"name": "bob", "profile": "client"}], check_mode=True
+    )
     assert result["changed"] and result["issued"] == ["bob"] and result["unchanged"] == ["alice"]
     assert result["renewed"] == [{"name": "broker1", "reason": "subject alternative names changed"}]
     assert snapshot(pki_dir) == before

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
-import pytest
 import yaml
 from cryptography import x509
 
@@ -40,15 +41,15 @@ INVENTORY = {
 }
 
 
-def run_role(tmp_path: Path, role_vars: dict, *args: str, inventory: dict = INVENTORY) -> tuple[int, str, dict]:
-    """Apply the pki role; return (rc, output, {host: (ok, changed, unreachable, failed)})."""
+def start_role(tmp_path: Path, role_vars: dict, *args: str, inventory: dict = INVENTORY) -> subprocess.Popen:
+    """Start ansible-playbook applying the pki role in tmp_path, with a minimal environment."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "ansible.cfg").write_text(
         "[defaults]\ninject_facts_as_vars = False\nretry_files_enabled = False\n"
         "stdout_callback = ansible.builtin.default\n"
     )
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
-    play = [{"name": "Apply pki", "hosts": "all", "gather_facts": False,
-             "roles": [{"role": "pki", "vars": role_vars}]}]
+    play = [{"name": "Apply pki", "hosts": "all", "gather_facts": False, "roles": [{"role": "pki", "vars": role_vars}]}]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
     env = {
         "PATH": f"{ANSIBLE_PLAYBOOK.parent}:/usr/bin:/bin",
@@ -59,17 +60,33 @@ def run_role(tmp_path: Path, role_vars: dict, *args: str, inventory: dict = INVE
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-tmp"),
         "ANSIBLE_NOCOLOR": "1",
     }
-    proc = subprocess.run(
+    return subprocess.Popen(
         [str(ANSIBLE_PLAYBOOK), "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml"), *args],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
-    out = proc.stdout + proc.stderr
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str, dict]:
+    """Wait; return (rc, output, {host: (ok, changed, unreachable, failed)}) from the PLAY RECAP."""
+    out, _ = proc.communicate(timeout=120)
     recap = {h: tuple(map(int, nums)) for h, *nums in RECAP_RE.findall(out)}
     return proc.returncode, out, recap
 
 
+def run_role(tmp_path: Path, role_vars: dict, *args: str, inventory: dict = INVENTORY) -> tuple[int, str, dict]:
+    return finish(start_role(tmp_path, role_vars, *args, inventory=inventory))
+
+
 def changed(recap: dict) -> int:
     return sum(v[1] for v in recap.values())
+
+
+def fatal_lines(out: str, host: str) -> str:
+    return "\n".join(line for line in out.splitlines() if line.startswith(f"fatal: [{host}]"))
 
 
 def test_role_converges_then_is_idempotent_and_check_clean(tmp_path: Path) -> None:
@@ -92,46 +109,64 @@ def test_role_converges_then_is_idempotent_and_check_clean(tmp_path: Path) -> No
     files = {p: p.stat().st_mtime_ns for p in pki_dir.rglob("*")}
     rc, out, recap = run_role(tmp_path, role_vars)
     assert rc == 0 and changed(recap) == 0, out
-    rc, out, recap = run_role(tmp_path, role_vars, "--check", "--diff")
-    assert rc == 0 and changed(recap) == 0, out
     assert {p: p.stat().st_mtime_ns for p in pki_dir.rglob("*")} == files
 
-    # A new client in check mode: reported, not written.
-    rc, out, recap = run_role(tmp_path, role_vars | {"pki_client_certificates": ["alice", "bob", "carol"]}, "--check")
-    assert rc == 0 and recap["broker1"][1] == 1, out
-    assert not (pki_dir / "clients" / "carol").exists()
+    # Check mode on the converged dir with one new client: only that task reports, nothing is written.
+    rc, out, recap = run_role(
+        tmp_path, role_vars | {"pki_client_certificates": ["alice", "bob", "carol"]}, "--check", "--diff"
+    )
+    assert rc == 0 and recap["broker1"][1] == 1 and recap["gone"][1] == 0, out
+    assert "carol" in out
+    assert {p: p.stat().st_mtime_ns for p in pki_dir.rglob("*")} == files
 
 
 def test_check_mode_on_fresh_dir_writes_nothing(tmp_path: Path) -> None:
     pki_dir = tmp_path / "pki"
-    rc, out, recap = run_role(tmp_path, {"pki_dir": str(pki_dir), "pki_client_certificates": ["alice"]},
-                              "--check", "--diff")
+    rc, out, recap = run_role(
+        tmp_path, {"pki_dir": str(pki_dir), "pki_client_certificates": ["alice"]}, "--check", "--diff"
+    )
     assert rc == 0, out
     assert recap["broker1"][1] == 3 and recap["gone"][1] == 1, out
     assert not pki_dir.exists()
 
 
-@pytest.mark.parametrize(
-    ("role_vars", "variable"),
-    [
-        ({"pki_key_type": "rsa-1024"}, "pki_key_type"),
-        ({"pki_server_ip_addresses": ["192.0.2.300"]}, "pki_server_ip_addresses"),
-        ({"pki_server_dns_names": ["10.0.0.1"]}, "pki_server_dns_names"),
-        ({"pki_client_certificates": ["ok", "../escape"]}, "pki_client_certificates"),
-        ({"pki_client_certificates": ["dup", "dup"]}, "pki_client_certificates"),
-        ({"pki_renew_before_days": 397}, "pki_renew_before_days"),
-        ({"pki_dir": None}, "pki_dir"),
-    ],
-)
-def test_bad_input_fails_naming_the_variable(tmp_path: Path, role_vars: dict, variable: str) -> None:
+def test_bad_input_fails_naming_the_variable(tmp_path: Path) -> None:
+    """Per-host mistakes share one run (one host each); play-wide ones need a run each. In parallel."""
     pki_dir = tmp_path / "pki"
-    role_vars = {"pki_dir": str(pki_dir)} | role_vars
-    if role_vars["pki_dir"] is None:
-        del role_vars["pki_dir"]
-    rc, out, recap = run_role(tmp_path, role_vars)
-    assert rc != 0 and recap["broker1"][3] == 1, out
-    failure = "\n".join(line for line in out.splitlines() if line.startswith("fatal:"))
-    assert variable in failure, out
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    per_host = {
+        "bad_key_type": ({"pki_dir": str(pki_dir), "pki_key_type": "rsa-1024"}, "pki_key_type"),
+        "bad_ip": (
+            {"pki_dir": str(pki_dir), "pki_server_certificate": True, "pki_server_ip_addresses": ["192.0.2.300"]},
+            "pki_server_ip_addresses",
+        ),
+        "ip_as_dns": (
+            {"pki_dir": str(pki_dir), "pki_server_certificate": True, "pki_server_dns_names": ["10.0.0.1"]},
+            "pki_server_dns_names",
+        ),
+        "no_dir": ({}, "pki_dir"),
+    }
+    inventory = {"all": {"hosts": {h: local | hv for h, (hv, _) in per_host.items()}}}
+    play_wide = {
+        "bad_client": ({"pki_client_certificates": ["ok", "../escape"]}, "pki_client_certificates"),
+        "dup_client": ({"pki_client_certificates": ["dup", "dup"]}, "pki_client_certificates"),
+        "renew": ({"pki_renew_before_days": 397}, "pki_renew_before_days"),
+    }
+    one_host = {"all": {"hosts": {"broker1": local}}}
+    procs = {"per_host": start_role(tmp_path / "per_host", {}, inventory=inventory)}
+    for case, (role_vars, _) in play_wide.items():
+        procs[case] = start_role(tmp_path / case, {"pki_dir": str(pki_dir)} | role_vars, inventory=one_host)
+    results = {case: finish(proc) for case, proc in procs.items()}
+
+    rc, out, recap = results["per_host"]
+    assert rc != 0, out
+    for host, (_, variable) in per_host.items():
+        assert recap[host][3] == 1, f"{host} did not fail:\n{out}"
+        assert variable in fatal_lines(out, host), f"{host}: {variable} not named:\n{out}"
+    for case, (_, variable) in play_wide.items():
+        rc, out, recap = results[case]
+        assert rc != 0 and recap["broker1"][3] == 1, out
+        assert variable in fatal_lines(out, "broker1"), f"{case}: {variable} not named:\n{out}"
     assert not pki_dir.exists(), "input is checked before anything is written"
 
 
@@ -158,17 +193,24 @@ def test_every_default_has_a_comment_line() -> None:
             assert lines[i - 1].startswith("# "), line
 
 
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _action_argument_spec() -> dict:
-    tree = ast.parse((ROLE / "action_plugins" / "rampart_pki.py").read_text())
-    node = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "ARGUMENT_SPEC")
-    source = ast.get_source_segment((ROLE / "action_plugins" / "rampart_pki.py").read_text(), node.value)
-    return eval(source, {"pki": pki})  # noqa: S307  (our own file, evaluated with only rampart.pki in scope)
+    return _load("rampart_pki_action", ROLE / "action_plugins" / "rampart_pki.py").ARGUMENT_SPEC
 
 
 def test_docs_stub_agrees_with_action_argument_spec() -> None:
     stub = ast.parse((ROLE / "library" / "rampart_pki.py").read_text())
-    doc = next(n.value.value for n in stub.body
-               if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "DOCUMENTATION")
+    doc = next(
+        n.value.value
+        for n in stub.body
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "DOCUMENTATION"
+    )
     documented = yaml.safe_load(doc)["options"]
 
     def normalise(options: dict, sub_key: str) -> dict:
@@ -182,3 +224,48 @@ def test_docs_stub_agrees_with_action_argument_spec() -> None:
         return out
 
     assert normalise(documented, "suboptions") == normalise(_action_argument_spec(), "options")
+
+
+# ------------------------------------------------------------------------------ the action plugin, in-process
+
+
+def _run_action(args: dict, *, check: bool = False, diff: bool = False) -> tuple[dict, mock.MagicMock]:
+    from ansible.playbook.play_context import PlayContext
+
+    action = _load("rampart_pki_action", ROLE / "action_plugins" / "rampart_pki.py")
+    task = mock.MagicMock(args=args, check_mode=check, diff=diff, async_val=0)
+    connection = mock.MagicMock()
+    plugin = action.ActionModule(
+        task, connection, PlayContext(), loader=None, templar=mock.MagicMock(), shared_loader_obj=None
+    )
+    return plugin.run(task_vars={}), connection
+
+
+def test_action_never_uses_the_connection_and_reports(tmp_path: Path) -> None:
+    args = {"dir": str(tmp_path / "pki"), "certificates": [{"name": "alice", "profile": "client"}]}
+    result, connection = _run_action(args, check=True, diff=True)
+    assert result["changed"] and result["ca"]["created"] and result["issued"] == ["alice"]
+    assert "+ alice: issue" in result["diff"][0]["prepared"]
+    assert not (tmp_path / "pki").exists()
+    result, connection = _run_action(args)
+    assert result["changed"] and not result.get("failed")
+    assert connection.mock_calls == [], "the action must not touch the target host"
+    result, _ = _run_action(args)
+    assert result["changed"] is False and result["unchanged"] == ["alice"]
+    assert "diff" not in result and "warnings" not in result
+    result, _ = _run_action(args | {"key_type": "ec-p384"})
+    assert "ec-p384" in result["warnings"][0] and result["renewed"][0]["name"] == "alice"
+
+
+def test_action_turns_value_errors_into_failures(tmp_path: Path) -> None:
+    args = {
+        "dir": str(tmp_path / "pki"),
+        "certificates": [{"name": "x", "profile": "server", "ip_addresses": ["1.2.3"]}],
+    }
+    result, _ = _run_action(args)
+    assert result["failed"] is True and "'1.2.3' is not a valid IP address" in result["msg"]
+    assert result["changed"] is False
+    result, _ = _run_action(
+        {"dir": str(tmp_path / "other"), "ensure_ca": False, "certificates": [{"name": "a", "profile": "client"}]}
+    )
+    assert result["failed"] is True and "no CA" in result["msg"]

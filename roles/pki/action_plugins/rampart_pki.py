@@ -69,7 +69,7 @@ class ActionModule(ActionBase):
                     check_mode=check_mode,
                 )
                 result["changed"] = ca["changed"]
-                result["ca"] = {"created": ca["created"], "key_type": ca["key_type"], "paths": ca["paths"]}
+                result["ca"] = {k: ca[k] for k in ("changed", "created", "key_type", "paths")}
                 warnings += ca["warnings"]
             if args["certificates"]:
                 leaves = pki.issue(
@@ -88,4 +88,19 @@ class ActionModule(ActionBase):
             return {**result, "changed": False, "failed": True, "msg": str(exc)}
         if warnings:
             result["warnings"] = warnings
+        if self._task.diff and result["changed"]:
+            result["diff"] = [{"prepared": _summary(args["dir"], result)}]
         return result
+
+
+def _summary(pki_dir: str, result: dict) -> str:
+    """What changed (or would change) under pki_dir, one line each, for --diff; no key material."""
+    lines = [f"pki_dir: {pki_dir}"]
+    if result.get("ca", {}).get("created"):
+        lines.append(f"+ ca: create ({result['ca']['key_type']})")
+    elif result.get("ca", {}).get("changed"):
+        lines.append("~ ca: repair chain.pem or modes")
+    lines += [f"+ {name}: issue" for name in result["issued"]]
+    lines += [f"~ {item['name']}: re-issue ({item['reason']})" for item in result["renewed"]]
+    lines += [f"~ {item['name']}: repair ({item['reason']})" for item in result["repaired"]]
+    return "\n".join(lines) + "\n"

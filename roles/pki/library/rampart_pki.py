@@ -81,8 +81,8 @@ attributes:
     support: full
     description: Reports what would be issued or renewed and writes nothing, not even directories.
   diff_mode:
-    support: none
-    description: No diff; the result lists issued, renewed and repaired certificates instead.
+    support: full
+    description: Lists the certificates issued, re-issued (with the reason) or repaired; never key material.
   platform:
     platforms: posix
     description: Runs on the control node only.
@@ -111,6 +111,7 @@ ca:
   returned: when ensure_ca
   type: dict
   contains:
+    changed: {description: The CA was (would be) created or its chain.pem or modes repaired., type: bool}
     created: {description: The CA was (or in check mode would be) created., type: bool}
     key_type: {description: Key type of the CA in use., type: str}
     paths: {description: Paths of C(cert), C(key) and C(chain) (the bundle brokers verify clients with)., type: dict}

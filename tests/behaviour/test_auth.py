@@ -1,0 +1,78 @@
+"""Who may connect: password clients over TLS, certificate clients, and everyone else refused."""
+
+from rampart import mqttprobe
+
+from .conftest import concrete, port_for, probe
+
+NOT_AUTHORISED_V3 = 5
+NOT_AUTHORISED_V5 = 0x87
+
+
+def test_password_client_publishes_and_subscriber_receives(broker, connect, publisher, admin):
+    listener = connect(admin)
+    topic = concrete(publisher["publish"][0])
+    assert listener.subscribe(topic) is not None
+    sender = connect(publisher)
+    assert sender.publish(topic, b"21.5", qos=1) == 0
+    assert (topic, b"21.5") in listener.received(3)
+
+
+def test_password_client_v311_roundtrip(broker, connect, publisher, admin):
+    listener = connect(admin, protocol=mqttprobe.MQTT311)
+    topic = concrete(publisher["publish"][0])
+    listener.subscribe(topic)
+    connect(publisher, protocol=mqttprobe.MQTT311).publish(topic, b"v311")
+    assert (topic, b"v311") in listener.received(3)
+
+
+def test_certificate_client_connects_with_its_certificate(broker, connect, cert_client, admin):
+    listener = connect(admin)
+    topic = concrete(cert_client["publish"][0])
+    listener.subscribe(topic)
+    device = connect(cert_client)
+    assert device.publish(topic, b"from-cert", qos=1) == 0
+    assert (topic, b"from-cert") in listener.received(3)
+
+
+def test_certificate_listener_refuses_a_client_without_certificate(broker, cert_client):
+    res = probe(broker, port_for(broker, cert_client), username=cert_client["username"])
+    assert not res.accepted
+    assert res.outcome in ("tls-error", "closed"), res
+
+
+def test_certificate_listener_ignores_a_claimed_username(broker, cert_client, admin):
+    """The CN is the username: a certificate client cannot pose as the admin by sending its name."""
+    res = probe(broker, port_for(broker, cert_client), username=admin["username"], password="x",
+                certfile=cert_client["certfile"], keyfile=cert_client["keyfile"])
+    assert res.accepted  # connects, but as its CN (ACL test below proves it gets only its own rights)
+
+
+def test_anonymous_refused(broker):
+    port = broker["listeners"]["password"]
+    assert probe(broker, port).code == NOT_AUTHORISED_V3
+    assert probe(broker, port, protocol=mqttprobe.MQTT5).code == NOT_AUTHORISED_V5
+
+
+def test_wrong_password_refused(broker, publisher):
+    port = broker["listeners"]["password"]
+    res = probe(broker, port, username=publisher["username"], password=publisher["password"] + "-wrong")
+    assert (res.outcome, res.code) == ("connack", NOT_AUTHORISED_V3)
+    res = probe(broker, port, username=publisher["username"], password="wrong", protocol=mqttprobe.MQTT5)
+    assert (res.outcome, res.code) == ("connack", NOT_AUTHORISED_V5)
+
+
+def test_unknown_user_refused(broker):
+    port = broker["listeners"]["password"]
+    assert probe(broker, port, username="nobody-here", password="x").code == NOT_AUTHORISED_V3
+    assert probe(broker, port, username="nobody-here", password="x", protocol=mqttprobe.MQTT5).code == NOT_AUTHORISED_V5
+
+
+def test_username_without_password_refused(broker, publisher):
+    assert probe(broker, broker["listeners"]["password"], username=publisher["username"]).code == NOT_AUTHORISED_V3
+
+
+def test_correct_password_accepted_by_raw_probe(broker, publisher):
+    """Positive control for the refusals above: the same probe with the right password gets CONNACK 0."""
+    res = probe(broker, broker["listeners"]["password"], username=publisher["username"],
+                password=publisher["password"])
+    assert (res.outcome, res.code) == ("connack", 0)

@@ -1,0 +1,172 @@
+"""Bad inventories stop site.yml in the validation play, before any host is contacted.
+
+Each case copies inventories/lab, makes ONE change (an edit of a group_vars file, or a
+group_vars/<group>/zz_case.yml that overrides a variable; it sorts last, so it wins inside its group),
+and runs the real playbooks/site.yml. Every host points at 127.0.0.1:9, so a host that was reached
+would show up as UNREACHABLE. The positive controls prove the unchanged copy is valid, so each
+negative case fails because of its one change, and that the "contacted a host" check can fire.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+VALIDATION_PLAY = "Validate the inventory before touching any host"
+# lab clients: [0] sensor-01 (password), [1] dashboard (password, read-only),
+# [2] device-cert-01 (certificate), [3] ops-admin (password, admin).
+CLIENTS = "group_vars/all/clients.yml"
+Mutation = Callable[[Any], None]  # takes the conftest InventoryCopy
+
+
+def edit_clients(change: Callable[[list[dict]], object]) -> Mutation:
+    """Edit mosquitto_clients in the lab's group_vars/all/clients.yml."""
+
+    def apply(inv) -> None:
+        data = inv.load(CLIENTS)
+        change(data["mosquitto_clients"])
+        inv.dump(CLIENTS, data)
+
+    return apply
+
+
+def override(group: str = "all", **variables: object) -> Mutation:
+    """Add group_vars/<group>/zz_case.yml (variables in group_vars/brokers beat those in group_vars/all)."""
+
+    def apply(inv) -> None:
+        inv.dump(f"group_vars/{group}/zz_case.yml", variables)
+
+    return apply
+
+
+LISTENERS = [
+    {"name": "password", "port": 8883, "authentication": "password"},
+    {"name": "certificate", "port": 8884, "authentication": "certificate"},
+]
+
+
+def listeners(index: int, port: int) -> list[dict]:
+    """The default listeners with one port changed."""
+    changed = [dict(lst) for lst in LISTENERS]
+    changed[index]["port"] = port
+    return changed
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    mutate: Mutation
+    path: str  # the variable path the message must name, exactly
+    reason: str  # a phrase of the message that says which rule fired
+
+
+CASES = [
+    Case("duplicate-client-name", edit_clients(lambda c: c[1].update(name="sensor-01")),
+         "mosquitto_clients[1].name", "duplicates mosquitto_clients[0]"),
+    Case("colon-in-client-name", edit_clients(lambda c: c[0].update(name="sensor:01")),
+         "mosquitto_clients[0].name", "use 1-64 characters"),
+    Case("unknown-client-key", edit_clients(lambda c: c[0].update(colour="red")),
+         # ansible's argument spec check runs first and names the key, not the list index.
+         "mosquitto_clients.colour", "Supported parameters include"),
+    Case("password-client-without-password", edit_clients(lambda c: c[1].pop("password")),
+         "mosquitto_clients[1].password", "is missing or empty for password client"),
+    Case("certificate-client-with-password", edit_clients(lambda c: c[2].update(password="s3cret-pw")),
+         "mosquitto_clients[2].password", "is set for certificate client"),
+    Case("hash-subscribe-non-admin", edit_clients(lambda c: c[1].update(subscribe=["#"])),
+         "mosquitto_clients[1].subscribe", "only clients with admin: true may use"),
+    Case("sys-subscribe-non-admin", edit_clients(lambda c: c[1]["subscribe"].append("$SYS/#")),
+         "mosquitto_clients[1].subscribe", "reaches the broker's '$' topics"),
+    Case("plus-hash-publish-non-admin", edit_clients(lambda c: c[0].update(publish=["+/#"])),
+         "mosquitto_clients[0].publish", "starts with a wildcard level"),
+    Case("hash-inside-topic", edit_clients(lambda c: c[0]["subscribe"].append("a/#/b")),
+         "mosquitto_clients[0].subscribe[1]", "other than as the whole last level"),
+    Case("plus-inside-level", edit_clients(lambda c: c[2]["publish"].append("a/b+")),
+         "mosquitto_clients[2].publish[2]", "other than as a whole level"),
+    Case("acl-pattern-without-placeholder", override(mosquitto_acl_patterns=[{"access": "read", "topic": "status"}]),
+         "mosquitto_acl_patterns[0].topic", "has neither %u nor %c"),
+    Case("tls-version-1.1", override(mosquitto_tls_version="tlsv1.1"),
+         "mosquitto_tls_version", "must be one of: tlsv1.2, tlsv1.3"),
+    Case("non-aead-cipher",
+         override(mosquitto_tls_ciphers="ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-SHA256"),
+         "mosquitto_tls_ciphers", "contains 'ECDHE-RSA-AES128-SHA256'"),
+    Case("listener-port-70000", override(mosquitto_listeners=listeners(0, 70000)),
+         "mosquitto_listeners[0].port", "use a port between 1 and 65535"),
+    Case("listener-port-0", override(mosquitto_listeners=listeners(1, 0)),
+         "mosquitto_listeners[1].port", "use a port between 1 and 65535"),
+    Case("duplicate-listener-port", override(mosquitto_listeners=listeners(1, 8883)),
+         "mosquitto_listeners[1].port", "is used by another listener"),
+    Case("bind-all-interfaces", override("brokers", mosquitto_bind_addresses=["0.0.0.0"]),  # noqa: S104  the bad input
+         "mosquitto_bind_addresses[0]", "listens on every interface"),
+    Case("bind-hostname", override("brokers", mosquitto_bind_addresses=["127.0.0.1", "broker1.example.internal"]),
+         "mosquitto_bind_addresses[1]", "not an IP address"),
+    Case("bind-nothing", override("brokers", mosquitto_bind_addresses=[]),
+         "mosquitto_bind_addresses", "is empty"),
+    Case("log-type-debug", override(mosquitto_log_types=["error", "debug"]),
+         "mosquitto_log_types", "Got no match for: debug"),
+    Case("listener-option-in-extra-options", override(mosquitto_extra_options=["certfile /x"]),
+         "mosquitto_extra_options[0]", "sets listener-scoped 'certfile' globally"),
+    Case("owned-option-in-extra-options", override(mosquitto_extra_options=["persistence false"]),
+         "mosquitto_extra_options[0]", "which the role already writes"),
+    Case("client-expiration-in-seconds", override(mosquitto_persistent_client_expiration="30s"),
+         "mosquitto_persistent_client_expiration", "seconds are not accepted"),
+    Case("queue-limit-zero", override(mosquitto_max_queued_messages=0),
+         "mosquitto_max_queued_messages", "use an integer from 1"),
+    Case("pki-key-rsa-1024", override(pki_key_type="rsa-1024"),
+         "pki_key_type", "rsa-1024"),
+    Case("pki-renewal-longer-than-lifetime", override(pki_renew_before_days=400),
+         "pki_renew_before_days", "must be >= 0 and below pki_cert_valid_days"),
+]
+
+
+def names_exactly(message: str, path: str) -> bool:
+    """True when ``path`` occurs as a whole path, not as part of a longer one like path[0], path.x or x_path."""
+    return re.search(rf"(?<![\w.\]]){re.escape(path)}(?![\w\[]|\.\w)", message) is not None
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_stops_before_any_host(case: Case, inventory_copy, run_playbook) -> None:
+    inv = inventory_copy("lab")
+    case.mutate(inv)
+
+    run = run_playbook("site.yml", inv.path)
+
+    assert run.rc != 0, f"site.yml accepted the bad inventory:\n{run.output}"
+    assert not run.contacted_a_host, f"a host was contacted before validation stopped the run:\n{run.output}"
+    assert run.plays == [VALIDATION_PLAY], f"plays other than the validation play ran:\n{run.output}"
+    failed = run.failed_task
+    assert failed is not None, f"no task failed:\n{run.output}"
+    assert failed[0] == VALIDATION_PLAY
+    assert failed[1].startswith(("mosquitto : ", "pki : ")), f"unexpected failing task {failed[1]!r}"
+    messages = "\n".join(run.error_messages)
+    assert names_exactly(messages, case.path), f"no message names {case.path}:\n{messages or run.output}"
+    assert case.reason in messages, f"no message says {case.reason!r}:\n{messages or run.output}"
+    assert not inv.pki_dir.exists(), "the pki role created pki_dir although validation failed"
+
+
+def test_lab_inventory_passes_validation(inventory_copy, run_playbook) -> None:
+    """Positive control: the unchanged copy is valid, so each case above fails because of its own change."""
+    inv = inventory_copy("lab")
+
+    run = run_playbook("validate.yml", inv.path)
+
+    assert run.rc == 0, run.output
+    assert run.plays == [VALIDATION_PLAY]
+    assert run.failed_task is None
+    assert not run.contacted_a_host, run.output
+    assert not inv.pki_dir.exists()
+
+
+def test_valid_inventory_goes_on_to_the_hosts(inventory_copy, run_playbook) -> None:
+    """Control for the harness: past validation, site.yml does try the hosts, and that is detected."""
+    inv = inventory_copy("lab")
+
+    run = run_playbook("site.yml", inv.path)
+
+    assert run.rc != 0, run.output
+    assert run.contacted_a_host, f"the pinned host was not reported unreachable:\n{run.output}"
+    assert run.plays[0] == VALIDATION_PLAY
+    assert len(run.plays) > 1, run.output
