@@ -52,7 +52,7 @@ SYSTEMD_RUN_ARGS = (
     "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
     "--tmpfs", "/run",
     "--tmpfs", "/run/lock",
-    "--tmpfs", "/tmp",
+    "--tmpfs", "/tmp",  # noqa: S108 - a tmpfs inside the container, not a temp file here
     "--stop-signal", "SIGRTMIN+3",
 )
 SYSTEMD_COMMAND = "/lib/systemd/systemd"

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -50,6 +51,8 @@ def inventory() -> dict:
 
 
 def ensure_ssh_key() -> Path:
+    if shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
+        harness.apt_install("openssh-client")
     SSH_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = SSH_DIR / "id_ed25519"
     if not key.exists():
@@ -132,6 +135,10 @@ def up(args: argparse.Namespace) -> int:
     print(f"\nlab: up in {time.monotonic() - started:.0f}s; containers {'created' if created else 'unchanged'}; "
           f"site.yml changed={changed}")
     print_connect_help()
+    if args.assert_unchanged and (created or changed):
+        print(f"lab: --assert-unchanged: this run changed something (containers created: {created}, "
+              f"tasks changed: {changed})", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -189,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("up", help="create the lab and converge site.yml over SSH")
+    p.add_argument("--assert-unchanged", action="store_true",
+                   help="fail unless the lab already matched the code (no container created, changed=0)")
     p.add_argument("ansible_args", nargs=argparse.REMAINDER, help="extra ansible-playbook arguments")
     p.set_defaults(func=up)
     p = sub.add_parser("down", help="remove every container, network and volume the lab made")

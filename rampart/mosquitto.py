@@ -194,8 +194,9 @@ def _validate_clients(s: dict[str, Any]) -> list[str]:
         password = c.get("password")
         if auth == "password":
             if not isinstance(password, str) or password == "":
+                vault_ref = f"{{{{ vault_mosquitto_passwords['{name}'] }}}}"
                 errors.append(f"{_path('mosquitto_clients', i, 'password')} is missing or empty for password client "
-                              f"{name!r}; set it from the vault (e.g. \"{{{{ vault_mosquitto_passwords['{name}'] }}}}\").")
+                              f"{name!r}; set it from the vault (e.g. \"{vault_ref}\").")
             elif "\0" in password:
                 errors.append(f"{_path('mosquitto_clients', i, 'password')} contains NUL; the broker would "
                               "truncate it there.")

@@ -20,7 +20,9 @@ AEAD_MARKERS = ("GCM", "CHACHA20", "CCM")
 def endpoints(broker, cert_client):
     """(port, TLS client options) for every listener: the certificate listener needs a client certificate."""
     for auth, port in sorted(broker["listeners"].items()):
-        creds = {"certfile": cert_client["certfile"], "keyfile": cert_client["keyfile"]} if auth == "certificate" else {}
+        creds = {}
+        if auth == "certificate":
+            creds = {"certfile": cert_client["certfile"], "keyfile": cert_client["keyfile"]}
         yield port, creds
 
 
@@ -33,9 +35,9 @@ def test_plaintext_connect_fails(broker, which):
 
 def handshake(broker, port, **ctx_args):
     ctx = mqttprobe.tls_context(LAB["ca_file"], **ctx_args)
-    with socket.create_connection((broker["address"], port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname=broker["tls_server_name"]) as tls:
-            return tls.version(), tls.cipher()[0]
+    with (socket.create_connection((broker["address"], port), timeout=5) as raw,
+          ctx.wrap_socket(raw, server_hostname=broker["tls_server_name"]) as tls):
+        return tls.version(), tls.cipher()[0]
 
 
 def test_tls12_and_tls13_accepted(broker, cert_client):

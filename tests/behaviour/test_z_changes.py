@@ -116,8 +116,9 @@ def test_reload_keeps_connected_clients(tmp_path):
     s = mqttprobe.session(broker["address"], broker["listeners"]["password"], ctx, broker["tls_server_name"],
                           username=admin["name"], password=admin["password"], client_id=admin["name"])
     try:
-        extra = copy.deepcopy(clients) + [{"name": "rampart-probe-added", "auth": "password",
-                                           "password": "added-by-test-pw", "publish": [], "subscribe": []}]
+        added = {"name": "rampart-probe-added", "auth": "password", "password": "added-by-test-pw",
+                 "publish": [], "subscribe": []}
+        extra = [*copy.deepcopy(clients), added]
         rc, out, _ = converge({"mosquitto_clients": extra}, tmp_path)
         assert rc == 0, out[-3000:]
         assert task_results(out, "Reload mosquitto (SIGHUP)") == {"changed"}

@@ -55,8 +55,11 @@ def test_empty_password_rejected():
         passwords.hash_line("a", "")
 
 
-@pytest.mark.parametrize("garbage", ["bad:", "bad:bad", "bad:$", "bad:$6", "bad:$6$c2FsdA==", "x:$5$a$b",
-                                     "x:$7$0$MLulNt3cn/4M2U5x$" + "A" * 88, ":$7$101$MLulNt3cn/4M2U5x$" + "A" * 86 + "=="])
+GARBAGE = ["bad:", "bad:bad", "bad:$", "bad:$6", "bad:$6$c2FsdA==", "x:$5$a$b",
+           "x:$7$0$MLulNt3cn/4M2U5x$" + "A" * 88, ":$7$101$MLulNt3cn/4M2U5x$" + "A" * 86 + "=="]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
 def test_malformed_lines_never_verify(garbage):
     assert passwords.parse_line(garbage) is None
     assert not passwords.verify_line(garbage, "bad")
