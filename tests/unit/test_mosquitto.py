@@ -1,0 +1,95 @@
+"""rampart.mosquitto: validation rules and the ACL file."""
+
+import pytest
+
+from rampart import describe, mosquitto
+
+LISTENERS = [{"name": "password", "port": 8883, "authentication": "password"},
+             {"name": "certificate", "port": 8884, "authentication": "certificate"}]
+
+
+def settings(**over):
+    base = {
+        "mosquitto_bind_addresses": ["10.0.0.1"],
+        "mosquitto_listeners": LISTENERS,
+        "mosquitto_clients": [
+            {"name": "sensor-01", "auth": "password", "password": "pw", "publish": ["sensors/%u/#"]},
+            {"name": "dev-1", "auth": "certificate", "subscribe": ["commands/%c/#"]},
+            {"name": "admin", "password": "pw", "admin": True, "subscribe": ["#", "$SYS/#"]},
+        ],
+        "mosquitto_tls_version": "tlsv1.2",
+        "mosquitto_tls_ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305",
+        "mosquitto_tls_ciphersuites": "TLS_AES_128_GCM_SHA256",
+        "mosquitto_persistent_client_expiration": "14d",
+    }
+    base.update(over)
+    return base
+
+
+def test_valid_settings_have_no_problems():
+    assert mosquitto.validate(settings()) == []
+
+
+@pytest.mark.parametrize(("topic", "ok"), [
+    ("a/b", True), ("a/+/c", True), ("a/#", True), ("#", True), ("+", True), ("$SYS/#", True),
+    ("a/#/b", False), ("a#", False), ("a/b+", False), ("", False), (" a", False), ("a\tb", False),
+])
+def test_topic_filter_syntax(topic, ok):
+    assert (mosquitto.topic_filter_problem(topic) is None) is ok
+
+
+@pytest.mark.parametrize("topic", ["#", "+/x", "$SYS/#", "$SYS/broker/uptime", "+/#"])
+def test_broad_filters_need_admin(topic):
+    clients = [{"name": "c", "password": "pw", "subscribe": [topic]}]
+    problems = mosquitto.validate(settings(mosquitto_clients=clients))
+    assert any("mosquitto_clients[0].subscribe contains" in p and "admin: true" in p for p in problems), problems
+    clients[0]["admin"] = True
+    assert mosquitto.validate(settings(mosquitto_clients=clients)) == []
+
+
+def test_deny_may_be_broad_for_anyone():
+    clients = [{"name": "c", "password": "pw", "deny": ["$SYS/#"]}]
+    assert mosquitto.validate(settings(mosquitto_clients=clients)) == []
+
+
+def test_client_auth_needs_a_matching_listener():
+    problems = mosquitto.validate(settings(mosquitto_listeners=LISTENERS[:1]))
+    assert any("mosquitto_clients[1].auth" in p and "no entry in mosquitto_listeners" in p for p in problems)
+
+
+def test_percent_c_needs_username_as_clientid():
+    problems = mosquitto.validate(settings(mosquitto_use_username_as_clientid=False))
+    assert any("mosquitto_clients[1].subscribe[0] uses %c" in p for p in problems)
+
+
+def test_acl_lines_default_deny_and_expansion():
+    lines = mosquitto.acl_lines(settings()["mosquitto_clients"],
+                                [{"access": "write", "topic": "devices/%u/status"}])
+    assert lines[0].startswith("user ")  # nothing before the first user: anonymous gets nothing
+    assert "topic write sensors/sensor-01/#" in lines
+    assert "topic read commands/dev-1/#" in lines
+    assert lines[-1] == "pattern write devices/%u/status"
+
+
+def test_acl_readwrite_and_deny_first():
+    lines = mosquitto.acl_lines([{"name": "c", "publish": ["t/a"], "subscribe": ["t/a", "t/b"], "deny": ["t/a/x"]}])
+    assert lines[:4] == ["user c", "topic deny t/a/x", "topic readwrite t/a", "topic read t/b"]
+
+
+def test_password_users_only_password_clients():
+    assert [u for u, _ in mosquitto.password_users(settings()["mosquitto_clients"])] == ["admin", "sensor-01"]
+
+
+def test_description_schema():
+    brokers = [{"name": "b1", "container": "c-b1", "address": "10.0.0.1", "tls_server_name": "b1",
+                "listeners": LISTENERS, "max_packet_size": 1000}]
+    doc = describe.describe(brokers, settings()["mosquitto_clients"], "/ca.crt", "/clients", include_passwords=False)
+    assert doc["brokers"][0]["port"] == 8883 and doc["brokers"][0]["listeners"] == {"certificate": 8884,
+                                                                                 "password": 8883}
+    by_name = {c["name"]: c for c in doc["clients"]}
+    assert by_name["sensor-01"]["password"] is None
+    assert "port" not in by_name["sensor-01"]
+    assert by_name["dev-1"]["port"] == 8884
+    assert by_name["dev-1"]["certfile"] == "/clients/dev-1/chain.pem"
+    assert by_name["dev-1"]["subscribe"] == ["commands/dev-1/#"]
+    assert all(c["expect"] == "allowed" for c in doc["clients"])
