@@ -39,6 +39,8 @@ def describe(brokers: list[dict[str, Any]], clients: list[dict[str, Any]], ca_fi
             "tls_server_name": b["tls_server_name"],
             "listeners": {auth: port for auth, port in sorted(ports.items())},
             "max_packet_size": b.get("max_packet_size"),
+            "max_keepalive": b.get("max_keepalive"),
+            "local_listener_port": b.get("local_listener_port"),
         })
     main_port = out_brokers[0]["port"] if out_brokers else None
     out_clients = []
@@ -55,7 +57,7 @@ def describe(brokers: list[dict[str, Any]], clients: list[dict[str, Any]], ca_fi
             "publish": [_expand(t, c["name"]) for t in c.get("publish") or []],
             "subscribe": [_expand(t, c["name"]) for t in c.get("subscribe") or []],
             "deny": [_expand(t, c["name"]) for t in c.get("deny") or []],
-            "expect": "allowed",
+            "expect": "revoked" if c.get("revoked", False) else "allowed",
         }
         port = default_ports.get(auth)
         if port is not None and port != main_port:

@@ -18,6 +18,8 @@ AUTH_TYPES = ("password", "certificate")
 ACL_ACCESS = ("read", "write", "readwrite", "deny")
 TLS_VERSIONS = ("tlsv1.2", "tlsv1.3")
 SAFE_LOG_TYPES = ("error", "warning", "notice", "information", "subscribe", "unsubscribe", "websockets", "none")
+CLIENT_KEYS = frozenset({"name", "auth", "password", "admin", "publish", "subscribe", "deny", "revoked",
+                         "description"})
 EXPIRATION_RE = re.compile(r"^[1-9][0-9]*[hdwmy]$")
 
 # Options that are listener-scoped in 2.0.x: written before the first `listener` line they silently open
@@ -34,7 +36,7 @@ OWNED_GLOBAL_OPTIONS = frozenset({
     "per_listener_settings", "allow_anonymous", "password_file", "acl_file", "persistence",
     "persistence_location", "autosave_interval", "log_dest", "log_type", "connection_messages",
     "log_timestamp", "max_packet_size", "max_inflight_messages", "max_queued_messages", "max_queued_bytes",
-    "max_keepalive", "persistent_client_expiration", "include_dir", "allow_zero_length_clientid", "user",
+    "max_keepalive", "persistent_client_expiration", "include_dir", "user",
     "pid_file",
 })
 AEAD_TLS12 = re.compile(r"^ECDHE-(ECDSA|RSA)-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$")
@@ -225,10 +227,16 @@ def _validate_clients(s: dict[str, Any]) -> list[str]:
                     errors.append(f"{_path('mosquitto_clients', i, key)} contains {topic!r}: it {broad}; only "
                                   f"clients with admin: true may use '#', '+/...' or '$SYS' filters. Narrow the "
                                   f"filter (e.g. 'sensors/{name}/#') or mark {name!r} admin: true.")
-        unknown = set(c) - {"name", "auth", "password", "admin", "publish", "subscribe", "deny", "description"}
+        revoked = c.get("revoked", False)
+        if not isinstance(revoked, bool):
+            errors.append(f"{_path('mosquitto_clients', i, 'revoked')} must be true or false.")
+        elif revoked and auth != "certificate":
+            errors.append(f"{_path('mosquitto_clients', i, 'revoked')} is set for password client {name!r}; only "
+                          "certificates are revoked. Remove the client (or change its password) instead.")
+        unknown = set(c) - CLIENT_KEYS
         if unknown:
-            errors.append(f"{_path('mosquitto_clients', i)} has unknown key(s) {sorted(unknown)}; allowed: name, "
-                          "auth, password, admin, publish, subscribe, deny, description.")
+            errors.append(f"{_path('mosquitto_clients', i)} has unknown key(s) {sorted(unknown)}; allowed: "
+                          f"{', '.join(sorted(CLIENT_KEYS))}.")
     return errors
 
 
@@ -313,7 +321,8 @@ def expand(topic: str, name: str) -> str:
 def acl_lines(clients: list[dict], patterns: list[dict] | None = None) -> list[str]:
     """The ACL file body. Nothing precedes the first ``user`` line, so anonymous clients get nothing."""
     lines: list[str] = []
-    for c in sorted(clients, key=lambda c: c["name"]):
+    # A revoked client gets no ACL section at all: even if its certificate were accepted, it could do nothing.
+    for c in sorted((c for c in clients if not c.get("revoked", False)), key=lambda c: c["name"]):
         lines.append(f"user {c['name']}")
         for topic in c.get("deny") or []:
             lines.append(f"topic deny {expand(topic, c['name'])}")

@@ -108,7 +108,7 @@ class ConnectResult:
 
 def raw_connect(address: str, port: int, ctx: ssl.SSLContext | None, server_name: str | None,
                 username: str | None = None, password: str | None = None, protocol: int = MQTT311,
-                client_id: str | None = None, timeout: float = 5.0) -> ConnectResult:
+                client_id: str | None = None, timeout: float = 5.0, keepalive: int = 30) -> ConnectResult:
     """Send one CONNECT (TLS unless ctx is None) and report the CONNACK code exactly."""
     client_id = client_id if client_id is not None else f"probe-{uuid.uuid4().hex[:8]}"
     try:
@@ -117,7 +117,7 @@ def raw_connect(address: str, port: int, ctx: ssl.SSLContext | None, server_name
         return ConnectResult("refused", detail=str(exc))
     try:
         sock = ctx.wrap_socket(raw, server_hostname=server_name) if ctx else raw
-        sock.sendall(connect_packet(client_id, username, password, protocol))
+        sock.sendall(connect_packet(client_id, username, password, protocol, keepalive))
         head = sock.recv(2)
         if len(head) < 2:
             return ConnectResult("closed", detail="connection closed without CONNACK")

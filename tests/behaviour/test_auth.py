@@ -2,7 +2,7 @@
 
 from rampart import mqttprobe
 
-from .conftest import concrete, port_for, probe
+from .conftest import LAB, concrete, port_for, probe
 
 NOT_AUTHORISED_V3 = 5
 NOT_AUTHORISED_V5 = 0x87
@@ -69,6 +69,40 @@ def test_unknown_user_refused(broker):
 
 def test_username_without_password_refused(broker, publisher):
     assert probe(broker, broker["listeners"]["password"], username=publisher["username"]).code == NOT_AUTHORISED_V3
+
+
+def test_client_id_cannot_be_used_to_kick_another_client(broker, connect, publisher, reader):
+    """Client ids are replaced by usernames: a client claiming another's id does not disconnect it."""
+    victim = connect(publisher)
+    ctx = mqttprobe.tls_context(LAB["ca_file"])
+    intruder = mqttprobe.session(broker["address"], broker["listeners"]["password"], ctx, broker["tls_server_name"],
+                                 username=reader["username"], password=reader["password"],
+                                 client_id=publisher["username"])
+    try:
+        assert not victim.disconnected.wait(2), "the victim was kicked off by a client reusing its client id"
+    finally:
+        intruder.close()
+
+
+def test_keepalive_above_the_maximum_refused(broker, publisher):
+    """max_keepalive applies to MQTT 3.1.1 clients too (2.0.12+): CONNACK 2, identifier rejected."""
+    limit = int(broker["max_keepalive"])
+    port = broker["listeners"]["password"]
+    args = {"username": publisher["username"], "password": publisher["password"]}
+    ok = mqttprobe.raw_connect(broker["address"], port, mqttprobe.tls_context(LAB["ca_file"]),
+                               broker["tls_server_name"], keepalive=limit, **args)
+    assert ok.accepted, ok
+    too_long = mqttprobe.raw_connect(broker["address"], port, mqttprobe.tls_context(LAB["ca_file"]),
+                                     broker["tls_server_name"], keepalive=limit + 1, **args)
+    assert (too_long.outcome, too_long.code) == ("connack", 2), too_long
+
+
+def test_empty_client_id_accepted(broker, publisher):
+    """mosquitto_pub/sub send an empty client id; the broker names the client after its username."""
+    res = mqttprobe.raw_connect(broker["address"], broker["listeners"]["password"], mqttprobe.tls_context(LAB["ca_file"]),
+                                broker["tls_server_name"], username=publisher["username"],
+                                password=publisher["password"], client_id="")
+    assert res.accepted, res
 
 
 def test_correct_password_accepted_by_raw_probe(broker, publisher):

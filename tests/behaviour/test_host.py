@@ -26,8 +26,10 @@ def test_listening_sockets_are_exactly_the_configured_ones(host, broker):
     others = {line.split()[3] for line in rows if '"sshd"' in line or line.split()[3].startswith("127.0.0.11:")}
     listening = {line.split()[3] for line in rows} - others
     expected = {f"{broker['address']}:{port}" for port in broker["listeners"].values()}
+    if broker.get("local_listener_port"):
+        expected.add(f"127.0.0.1:{broker['local_listener_port']}")
     assert listening == expected  # in particular no stray 0.0.0.0:1883 / [::]:1883
-    assert not any(addr.endswith(":1883") for addr in {line.split()[3] for line in rows})
+    assert not any(a.startswith(("0.0.0.0:", "*:", "[::]:")) for a in listening)
 
 
 def test_systemd_exposure_at_most_2(host):
@@ -61,3 +63,45 @@ def test_password_file_holds_only_pbkdf2_lines_with_12_byte_salts(host, lab):
 def test_persistence_is_on(host):
     assert host.file("/var/lib/mosquitto").user == "mosquitto"
     assert "persistence true" in host.file("/etc/mosquitto/mosquitto.conf").content_string
+
+
+LOCAL_PROBE = """
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(bytes.fromhex(sys.argv[2]))
+print(s.recv(4).hex())
+"""
+
+
+def test_loopback_listener_when_enabled_still_requires_a_password(host, broker):
+    """The optional plaintext listener is loopback-only (socket test above) and refuses anonymous clients."""
+    port = broker.get("local_listener_port")
+    if not port:
+        assert not host.socket("tcp://127.0.0.1:1883").is_listening
+        return
+    from rampart import mqttprobe
+
+    packet = mqttprobe.connect_packet("local-probe").hex()
+    reply = host.check_output(f"python3 -c '{LOCAL_PROBE}' {port} {packet}")
+    assert reply == "20020005"  # CONNACK, rc 5 not authorised
+
+
+def test_journal_logs_connections_but_no_payloads_or_passwords(host, broker, lab):
+    """Connection events are logged; the payloads and passwords the suite sent never are."""
+    from rampart import mqttprobe
+
+    from .conftest import open_session, probe
+
+    publisher = next(c for c in lab["clients"] if c["auth"] == "password" and c["publish"] and not c["admin"])
+    secret_payload, wrong_password = "payload-must-not-be-logged-7f3a", "password-must-not-be-logged-9c1e"
+    s = open_session(broker, publisher)
+    topic = publisher["publish"][0].replace("#", "log-probe")
+    s.publish(topic, secret_payload)
+    s.close()
+    probe(broker, broker["listeners"]["password"], username=publisher["username"], password=wrong_password,
+          protocol=mqttprobe.MQTT5)
+    log = host.check_output("journalctl -u mosquitto --no-pager --output=cat")
+    assert f"as {publisher['username']}" in log or f"u'{publisher['username']}'" in log
+    assert secret_payload not in log
+    assert wrong_password not in log
+    assert publisher["password"] not in log
