@@ -99,9 +99,9 @@ def test_keepalive_above_the_maximum_refused(broker, publisher):
 
 def test_empty_client_id_accepted(broker, publisher):
     """mosquitto_pub/sub send an empty client id; the broker names the client after its username."""
-    res = mqttprobe.raw_connect(broker["address"], broker["listeners"]["password"], mqttprobe.tls_context(LAB["ca_file"]),
-                                broker["tls_server_name"], username=publisher["username"],
-                                password=publisher["password"], client_id="")
+    ctx = mqttprobe.tls_context(LAB["ca_file"])
+    res = mqttprobe.raw_connect(broker["address"], broker["listeners"]["password"], ctx, broker["tls_server_name"],
+                                username=publisher["username"], password=publisher["password"], client_id="")
     assert res.accepted, res
 
 
