@@ -154,6 +154,8 @@ def inventory_clients() -> list[dict]:
     for c in LAB["clients"]:
         entry = {"name": c["name"], "auth": c["auth"], "admin": c["admin"], "publish": c["publish"],
                  "subscribe": c["subscribe"], "deny": c.get("deny", [])}
+        if c["expect"] == "revoked":
+            entry["revoked"] = True
         if c["auth"] == "password":
             if not c["password"]:
                 pytest.fail("the description carries no passwords (rampart_describe_passwords is false)")

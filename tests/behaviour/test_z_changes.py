@@ -134,3 +134,46 @@ def test_reload_keeps_connected_clients(tmp_path):
         rc, out, _ = converge(None, tmp_path)
         assert rc == 0, out[-3000:]
     assert login(broker, "rampart-probe-added", "added-by-test-pw").code == NOT_AUTHORISED
+
+
+def test_revocation_closes_the_loop_without_a_restart(tmp_path):
+    """Revoke a device: CRL regenerated, pushed, broker reloaded (not restarted); the device is refused
+    from then on, while sessions of other clients, including certificate clients, stay connected."""
+    clients = inventory_clients()
+    broker = LAB["brokers"][0]
+    keeper = next(c for c in LAB["clients"] if c["auth"] == "certificate" and c["expect"] == "allowed")
+    admin = next(c for c in clients if c["admin"] and c["auth"] == "password")
+    victim = {"name": "rampart-probe-cert", "auth": "certificate", "publish": ["devices/%u/status"]}
+    try:
+        rc, out, _ = converge({"mosquitto_clients": [*clients, victim]}, tmp_path)
+        assert rc == 0, out[-3000:]
+        cert_dir = keeper["certfile"].rsplit("/", 2)[0]
+        victim_cert, victim_key = f"{cert_dir}/{victim['name']}/chain.pem", f"{cert_dir}/{victim['name']}/key.pem"
+        port = broker["listeners"]["certificate"]
+        assert probe(broker, port, certfile=victim_cert, keyfile=victim_key).accepted
+        sessions = []
+        for who in (keeper, admin):
+            ctx = mqttprobe.tls_context(LAB["ca_file"], who.get("certfile"), who.get("keyfile"))
+            p = broker["listeners"][who["auth"]]
+            sessions.append(mqttprobe.session(broker["address"], p, ctx, broker["tls_server_name"],
+                                              username=who["name"] if who["auth"] == "password" else None,
+                                              password=who.get("password"), client_id=who["name"]))
+        rc, out, _ = converge({"mosquitto_clients": [*clients, {**victim, "revoked": True}]}, tmp_path)
+        assert rc == 0, out[-3000:]
+        assert task_results(out, "Reload mosquitto (SIGHUP)") == {"changed"}
+        assert task_results(out, "Restart mosquitto because") == {"skipping"}
+        refused = probe(broker, port, certfile=victim_cert, keyfile=victim_key)
+        assert refused.outcome in ("tls-error", "closed"), refused
+        for s in sessions:
+            assert not s.disconnected.is_set(), "a session was dropped by the revocation"
+        topic = f"devices/{keeper['name']}/status"
+        sessions[1].subscribe(topic)
+        assert sessions[0].publish(topic, b"still-here", qos=1) == 0
+        assert (topic, b"still-here") in sessions[1].received(3)
+        for s in sessions:
+            s.close()
+        # New handshakes of other certificate clients still pass (after closing: same client id would take over).
+        assert probe(broker, port, certfile=keeper["certfile"], keyfile=keeper["keyfile"]).accepted
+    finally:
+        rc, out, _ = converge(None, tmp_path)
+        assert rc == 0, out[-3000:]

@@ -76,6 +76,8 @@ CASES = [
          "mosquitto_clients[1].password", "is missing or empty for password client"),
     Case("certificate-client-with-password", edit_clients(lambda c: c[2].update(password="s3cret-pw")),
          "mosquitto_clients[2].password", "is set for certificate client"),
+    Case("revoked-password-client", edit_clients(lambda c: c[0].update(revoked=True)),
+         "mosquitto_clients[0].revoked", "only certificates are revoked"),
     Case("hash-subscribe-non-admin", edit_clients(lambda c: c[1].update(subscribe=["#"])),
          "mosquitto_clients[1].subscribe", "only clients with admin: true may use"),
     Case("sys-subscribe-non-admin", edit_clients(lambda c: c[1]["subscribe"].append("$SYS/#")),

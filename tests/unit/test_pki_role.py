@@ -95,11 +95,14 @@ def test_role_converges_then_is_idempotent_and_check_clean(tmp_path: Path) -> No
 
     rc, out, recap = run_role(tmp_path, role_vars)
     assert rc == 0, out
-    assert recap["broker1"][1] == 3 and recap["gone"][1] == 1, out  # CA + server + clients; server
+    assert recap["broker1"][1] == 4 and recap["gone"][1] == 1, out  # CA + CRL + server + clients; server
     assert recap["gone"][2] == 0, "the unreachable host must never be contacted"
-    ca = x509.load_pem_x509_certificate((pki_dir / "ca" / "ca.crt").read_bytes())
+    root = x509.load_pem_x509_certificate((pki_dir / "ca" / "ca.crt").read_bytes())
+    ca = x509.load_pem_x509_certificate((pki_dir / "ca" / "intermediate.crt").read_bytes())
+    ca.verify_directly_issued_by(root)
     for leaf in ("servers/broker1", "servers/gone", "clients/alice", "clients/bob"):
         x509.load_pem_x509_certificate((pki_dir / leaf / "cert.pem").read_bytes()).verify_directly_issued_by(ca)
+    assert x509.load_pem_x509_crl((pki_dir / "ca" / "crl.pem").read_bytes()).issuer == ca.subject
     san = x509.load_pem_x509_certificate((pki_dir / "servers/broker1/cert.pem").read_bytes()).extensions
     san = san.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == ["broker1"]
@@ -126,8 +129,40 @@ def test_check_mode_on_fresh_dir_writes_nothing(tmp_path: Path) -> None:
         tmp_path, {"pki_dir": str(pki_dir), "pki_client_certificates": ["alice"]}, "--check", "--diff"
     )
     assert rc == 0, out
-    assert recap["broker1"][1] == 3 and recap["gone"][1] == 1, out
+    assert recap["broker1"][1] == 4 and recap["gone"][1] == 1, out
+    assert "+ crl.pem: sign" in out
     assert not pki_dir.exists()
+
+
+def test_revocation_through_the_role(tmp_path: Path) -> None:
+    """Revoke one client with passphrase-protected CA keys and PKCS#12 bundles; then idempotent."""
+    pki_dir = tmp_path / "pki"
+    secrets = {"pki_ca_key_passphrase": "ca-secret-4711", "pki_pkcs12_passphrase": "p12-secret-0815"}
+    role_vars = {"pki_dir": str(pki_dir), "pki_client_certificates": ["alice", "bob"]} | secrets
+    one_host = {"all": {"hosts": {"broker1": INVENTORY["all"]["hosts"]["broker1"]}}}
+    rc, out, _ = run_role(tmp_path, role_vars, inventory=one_host)
+    assert rc == 0, out
+    assert (pki_dir / "ca" / "intermediate.key").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY")
+    assert (pki_dir / "clients" / "bob" / "bundle.p12").exists()
+    bob = x509.load_pem_x509_certificate((pki_dir / "clients" / "bob" / "cert.pem").read_bytes())
+    bob_files = {p.name: p.read_bytes() for p in (pki_dir / "clients" / "bob").iterdir()}
+
+    revoke = role_vars | {"pki_revoked_clients": ["bob"]}
+    files = {p: p.stat().st_mtime_ns for p in pki_dir.rglob("*")}
+    rc, out, recap = run_role(tmp_path, revoke, "--check", "--diff", inventory=one_host)
+    assert rc == 0 and recap["broker1"][1] == 1 and "- bob: revoke" in out, out
+    assert {p: p.stat().st_mtime_ns for p in pki_dir.rglob("*")} == files
+
+    rc, out, recap = run_role(tmp_path, revoke, "--diff", "-v", inventory=one_host)
+    assert rc == 0 and recap["broker1"][1] == 1, out  # only the CRL task; bob is skipped, not re-issued
+    crl = x509.load_pem_x509_crl((pki_dir / "ca" / "crl.pem").read_bytes())
+    assert [r.serial_number for r in crl] == [bob.serial_number]
+    assert {p.name: p.read_bytes() for p in (pki_dir / "clients" / "bob").iterdir()} == bob_files
+
+    rc, out2, recap = run_role(tmp_path, revoke, "--diff", "-v", inventory=one_host)
+    assert rc == 0 and changed(recap) == 0, out2
+    for secret in secrets.values():
+        assert secret not in out + out2
 
 
 def test_bad_input_fails_naming_the_variable(tmp_path: Path) -> None:
@@ -269,3 +304,31 @@ def test_action_turns_value_errors_into_failures(tmp_path: Path) -> None:
         {"dir": str(tmp_path / "other"), "ensure_ca": False, "certificates": [{"name": "a", "profile": "client"}]}
     )
     assert result["failed"] is True and "no CA" in result["msg"]
+
+
+def test_action_revokes_refreshes_the_crl_and_skips_revoked(tmp_path: Path) -> None:
+    pki_dir = tmp_path / "pki"
+    clients = [{"name": "alice", "profile": "client"}, {"name": "bob", "profile": "client"}]
+    result, _ = _run_action({"dir": str(pki_dir), "certificates": clients})
+    assert result["crl"]["reason"] == "new" and result["ca"]["intermediate"]["generation"] == 1
+    assert result["ca"]["root_key_present"] is True and result["revoked"] == []
+
+    args = {"dir": str(pki_dir), "certificates": clients, "revoked": ["bob"]}
+    result, _ = _run_action(args, check=True, diff=True)
+    assert result["changed"] and result["crl"]["newly_revoked"] == ["bob"]
+    assert "- bob: revoke" in result["diff"][0]["prepared"]
+    result, _ = _run_action(args, diff=True)
+    assert result["changed"] and result["revoked"] == ["bob"] and result["unchanged"] == ["alice"]
+    assert result["crl"]["revoked"] == ["bob"] and result["crl"]["entries"] == 1
+    assert "~ crl.pem: re-sign (revoked set changed (+1, -0))" in result["diff"][0]["prepared"]
+    result, _ = _run_action(args)
+    assert result["changed"] is False and "warnings" not in result
+
+    # Rotation through the action, with check mode seeing the pending re-issues.
+    rotate = args | {"intermediate_generation": 2}
+    result, _ = _run_action(rotate, check=True, diff=True)
+    assert result["ca"]["intermediate"]["rotated"] and [r["name"] for r in result["renewed"]] == ["alice"]
+    assert "+ ca: issuing CA generation 2: rotated from generation 1 to 2" in result["diff"][0]["prepared"]
+    result, _ = _run_action(rotate)
+    assert [r["name"] for r in result["renewed"]] == ["alice"] and result["revoked"] == ["bob"]
+    assert _run_action(rotate)[0]["changed"] is False
