@@ -757,7 +757,6 @@ def test_crl_lists_exactly_the_revoked_serials(three_clients: Path) -> None:
     assert root_crl.is_signature_valid(root(d).public_key()) and len(root_crl) == 0
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 def test_openssl_rejects_a_revoked_client_with_the_crl(three_clients: Path) -> None:
     """What mosquitto does with cafile=ca/chain.pem and crlfile=ca/crl.pem (X509_V_FLAG_CRL_CHECK)."""
     d = three_clients
