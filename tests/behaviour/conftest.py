@@ -119,13 +119,17 @@ def probe(broker: dict, port: int, username=None, password=None, protocol=mqttpr
                                  username=username, password=password, protocol=protocol)
 
 
-@pytest.fixture(scope="module")
-def host(broker):
+def broker_host(broker: dict):
     """The broker host: through Docker when it is one of our containers (lab, Molecule), else through Ansible."""
     if broker.get("container"):
         return testinfra.get_host(f"docker://{broker['container']}")
     inventory = os.environ.get("RAMPART_INVENTORY", str(REPO / "inventories" / "lab"))
     return testinfra.get_host(f"ansible://{broker['name']}", ansible_inventory=inventory)
+
+
+@pytest.fixture(scope="module")
+def host(broker):
+    return broker_host(broker)
 
 
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)

@@ -9,11 +9,7 @@
 import copy
 import hashlib
 
-import testinfra
-
-from rampart import mqttprobe
-
-from .conftest import LAB, converge, inventory_clients, probe
+from .conftest import LAB, broker_host, converge, inventory_clients, open_session, probe
 
 NOT_AUTHORISED = 5
 
@@ -30,7 +26,7 @@ def task_results(out: str, task_prefix: str) -> set[str]:
 
 
 def hosts():
-    return [(b, testinfra.get_host(f"docker://{b['container']}")) for b in LAB["brokers"]]
+    return [(b, broker_host(b)) for b in LAB["brokers"]]
 
 
 def passwd_lines(host) -> dict[str, str]:
@@ -110,11 +106,9 @@ def test_broker_that_fails_to_start_is_restored(tmp_path):
 def test_reload_keeps_connected_clients(tmp_path):
     """Password and ACL changes are applied with SIGHUP: a connected session survives them."""
     clients = inventory_clients()
-    admin = next(c for c in clients if c["admin"] and c["auth"] == "password")
+    admin = next(c for c in LAB["clients"] if c["admin"] and c["auth"] == "password")
     broker = LAB["brokers"][0]
-    ctx = mqttprobe.tls_context(LAB["ca_file"])
-    s = mqttprobe.session(broker["address"], broker["listeners"]["password"], ctx, broker["tls_server_name"],
-                          username=admin["name"], password=admin["password"], client_id=admin["name"])
+    s = open_session(broker, admin)
     try:
         added = {"name": "rampart-probe-added", "auth": "password", "password": "added-by-test-pw",
                  "publish": [], "subscribe": []}
@@ -142,7 +136,7 @@ def test_revocation_closes_the_loop_without_a_restart(tmp_path):
     clients = inventory_clients()
     broker = LAB["brokers"][0]
     keeper = next(c for c in LAB["clients"] if c["auth"] == "certificate" and c["expect"] == "allowed")
-    admin = next(c for c in clients if c["admin"] and c["auth"] == "password")
+    admin = next(c for c in LAB["clients"] if c["admin"] and c["auth"] == "password")
     victim = {"name": "rampart-probe-cert", "auth": "certificate", "publish": ["devices/%u/status"]}
     try:
         rc, out, _ = converge({"mosquitto_clients": [*clients, victim]}, tmp_path)
@@ -151,13 +145,7 @@ def test_revocation_closes_the_loop_without_a_restart(tmp_path):
         victim_cert, victim_key = f"{cert_dir}/{victim['name']}/chain.pem", f"{cert_dir}/{victim['name']}/key.pem"
         port = broker["listeners"]["certificate"]
         assert probe(broker, port, certfile=victim_cert, keyfile=victim_key).accepted
-        sessions = []
-        for who in (keeper, admin):
-            ctx = mqttprobe.tls_context(LAB["ca_file"], who.get("certfile"), who.get("keyfile"))
-            p = broker["listeners"][who["auth"]]
-            sessions.append(mqttprobe.session(broker["address"], p, ctx, broker["tls_server_name"],
-                                              username=who["name"] if who["auth"] == "password" else None,
-                                              password=who.get("password"), client_id=who["name"]))
+        sessions = [open_session(broker, keeper), open_session(broker, admin)]
         rc, out, _ = converge({"mosquitto_clients": [*clients, {**victim, "revoked": True}]}, tmp_path)
         assert rc == 0, out[-3000:]
         assert task_results(out, "Reload mosquitto (SIGHUP)") == {"changed"}
