@@ -135,8 +135,8 @@ def host(broker):
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
-def converge(extra_vars: dict | None, tmp_path: Path) -> tuple[int, str, int]:
-    """Run the deployment's converge command; returns (rc, output, total changed)."""
+def converge(extra_vars: dict | None, tmp_path: Path, *args: str) -> tuple[int, str, int]:
+    """Run the deployment's converge command (plus args, e.g. --check); returns (rc, output, total changed)."""
     cmd = json.loads(os.environ.get("RAMPART_CONVERGE", json.dumps(
         [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(REPO / "inventories" / "lab"),
          str(REPO / "playbooks" / "site.yml")])))
@@ -144,6 +144,7 @@ def converge(extra_vars: dict | None, tmp_path: Path) -> tuple[int, str, int]:
         path = tmp_path / f"extra-{uuid.uuid4().hex[:6]}.json"
         path.write_text(json.dumps(extra_vars))
         cmd += ["-e", f"@{path}"]
+    cmd += args
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     env.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=900)

@@ -1,0 +1,210 @@
+"""Certificate lifecycle, driven through converges against the real broker (these run after
+test_z_changes and before test_zz_intermediate, each converging the whole deployment):
+
+  * --check --diff reports what would be issued and revoked, and writes nothing anywhere;
+  * renewal: a converge outside the renewal window re-issues nothing; inside it, the server and
+    client certificates are re-issued, the broker takes the new server certificate with a SIGHUP
+    (no restart), a subscriber connected before the rotation stays connected and keeps receiving,
+    and new handshakes see the new certificate;
+  * the CRL: outside its re-sign window it stays byte-for-byte; near its nextUpdate a converge
+    re-signs it, pushes it and reloads the broker, and revocation still bites.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import socket
+import ssl
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509
+
+from .conftest import LAB, broker_host, concrete, converge, inventory_clients, open_session, probe
+from .test_z_changes import task_results
+
+BROKER_CRL = "/etc/mosquitto/certs/crl.pem"
+RELOADED = "Reload mosquitto (SIGHUP)"
+RESTARTED = "Restart mosquitto because"
+
+
+def pki_dir() -> Path:
+    """The deployment's pki_dir: certificate clients' files live in <pki_dir>/clients/<name>/."""
+    certfile = next(c["certfile"] for c in LAB["clients"] if c["auth"] == "certificate")
+    return Path(certfile).parents[2]
+
+
+def client(name_or_pred) -> dict:
+    return next(c for c in LAB["clients"] if (c["name"] == name_or_pred if isinstance(name_or_pred, str)
+                                              else name_or_pred(c)))
+
+
+def keeper() -> dict:
+    return client(lambda c: c["auth"] == "certificate" and c["expect"] == "allowed")
+
+
+def revoked() -> dict:
+    return client(lambda c: c["expect"] == "revoked")
+
+
+def admin() -> dict:
+    return client(lambda c: c["admin"] and c["auth"] == "password")
+
+
+def publisher() -> dict:
+    return client(lambda c: c["auth"] == "password" and not c["admin"] and c["publish"] and c["expect"] == "allowed")
+
+
+def server_certificate(broker: dict) -> x509.Certificate:
+    """The certificate the broker presents to a new client (verified against the deployment's CA)."""
+    ctx = ssl.create_default_context(cafile=LAB["ca_file"])
+    with socket.create_connection((broker["address"], broker["port"]), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname=broker["tls_server_name"]) as tls:
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def leaf(path: str | Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(Path(path).read_bytes())
+
+
+def tree_digest(root: Path) -> str:
+    """Names, modes and contents of every file under root."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*")):
+        h.update(f"{path.relative_to(root)} {oct(path.stat().st_mode)}\n".encode())
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def broker_files_digest(host) -> str:
+    out = host.check_output("sha256sum /etc/mosquitto/mosquitto.conf /etc/mosquitto/passwd /etc/mosquitto/acl "
+                            "/etc/mosquitto/certs/*")
+    return hashlib.sha256(out.encode()).hexdigest()
+
+
+def cert_probe(broker: dict, certfile: str, keyfile: str):
+    return probe(broker, broker["listeners"]["certificate"], certfile=certfile, keyfile=keyfile)
+
+
+def subscribed(broker: dict):
+    """An admin session subscribed to a publisher's topic, plus that topic."""
+    pub = publisher()
+    topic = concrete(pub["publish"][0])
+    s = open_session(broker, admin())
+    s.subscribe(topic)
+    return s, topic
+
+
+def assert_still_receiving(broker: dict, session, topic: str, payload: bytes) -> None:
+    assert not session.disconnected.is_set(), "a session connected before the change was dropped"
+    p = open_session(broker, publisher())
+    try:
+        assert p.publish(topic, payload, qos=1) == 0
+    finally:
+        p.close()
+    assert (topic, payload) in session.received(3)
+
+
+def test_check_mode_reports_and_writes_nothing(tmp_path):
+    clients = inventory_clients()
+    victim = keeper()["name"]
+    newcomer = {"name": "rampart-probe-check", "auth": "certificate", "publish": ["devices/%u/status"]}
+    changed = [{**c, "revoked": True} if c["name"] == victim else c for c in clients] + [newcomer]
+    hosts = [(b, broker_host(b)) for b in LAB["brokers"]]
+    before = tree_digest(pki_dir()), {b["name"]: broker_files_digest(h) for b, h in hosts}
+    rc, out, _ = converge({"mosquitto_clients": changed}, tmp_path, "--check", "--diff")
+    assert rc == 0, out[-3000:]
+    assert f"+ {newcomer['name']}: issue" in out
+    assert f"- {victim}: revoke" in out
+    assert (tree_digest(pki_dir()), {b["name"]: broker_files_digest(h) for b, h in hosts}) == before
+    assert not (pki_dir() / "clients" / newcomer["name"]).exists()
+    for broker in LAB["brokers"]:
+        assert cert_probe(broker, keeper()["certfile"], keeper()["keyfile"]).accepted
+
+
+def test_renewal_window_and_server_rotation_under_a_live_subscriber(tmp_path):
+    keep = keeper()
+    before_server = {b["name"]: server_certificate(b) for b in LAB["brokers"]}
+    before_client = leaf(keep["certfile"])
+    now = datetime.now(UTC)
+    remaining = min(c.not_valid_after_utc for c in [*before_server.values(), before_client]) - now
+    valid_days = remaining.days + 3  # new certificates outlive the current ones
+
+    # Outside the window (the window is wide, but every certificate still has more days left): nothing re-issued.
+    outside = {"pki_cert_valid_days": valid_days, "pki_renew_before_days": max(remaining.days - 1, 1)}
+    rc, out, _ = converge(outside, tmp_path)
+    assert rc == 0, out[-3000:]
+    for broker in LAB["brokers"]:
+        assert server_certificate(broker).serial_number == before_server[broker["name"]].serial_number
+    assert leaf(keep["certfile"]).serial_number == before_client.serial_number
+
+    # Inside the window: re-issued, and the broker rotates its server certificate with a SIGHUP.
+    inside = {"pki_cert_valid_days": valid_days, "pki_renew_before_days": remaining.days + 2}
+    live = {b["name"]: subscribed(b) for b in LAB["brokers"]}
+    try:
+        rc, out, _ = converge(inside, tmp_path)
+        assert rc == 0, out[-3000:]
+        assert task_results(out, RELOADED) == {"changed"}
+        assert task_results(out, RESTARTED) == {"skipping"}
+        for broker in LAB["brokers"]:
+            session, topic = live[broker["name"]]
+            assert_still_receiving(broker, session, topic, b"across-the-rotation")
+            new = server_certificate(broker)
+            old = before_server[broker["name"]]
+            assert new.serial_number != old.serial_number, "new clients still see the old server certificate"
+            assert new.not_valid_after_utc > old.not_valid_after_utc
+            assert new.extensions.get_extension_for_class(x509.SubjectAlternativeName).value == \
+                old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        renewed = leaf(keep["certfile"])
+        assert renewed.serial_number != before_client.serial_number
+        for broker in LAB["brokers"]:
+            assert cert_probe(broker, keep["certfile"], keep["keyfile"]).accepted
+    finally:
+        for session, _topic in live.values():
+            session.close()
+    rc, out, changed = converge(None, tmp_path)
+    assert (rc, changed) == (0, 0), out[-3000:]
+
+
+def crl_next_update(pem: bytes) -> datetime:
+    return x509.load_pem_x509_crl(pem).next_update_utc
+
+
+def test_crl_near_next_update_is_resigned_on_converge(tmp_path):
+    crl_path = pki_dir() / "ca" / "crl.pem"
+    hosts = [(b, broker_host(b)) for b in LAB["brokers"]]
+    before = crl_path.read_bytes()
+    for _b, host in hosts:
+        assert host.file(BROKER_CRL).content == before
+    days_left = (crl_next_update(before) - datetime.now(UTC)).total_seconds() / 86400
+
+    valid = math.ceil(days_left) + 5  # the re-signed CRL outlives the current one
+    outside = {"pki_crl_valid_days": valid, "pki_crl_renew_before_days": max(math.floor(days_left) - 1, 1)}
+    rc, out, _ = converge(outside, tmp_path)
+    assert rc == 0, out[-3000:]
+    assert crl_path.read_bytes() == before, "a CRL outside its re-sign window was re-signed"
+
+    # As if the CRL had been signed long ago: its nextUpdate now falls inside the re-sign window.
+    inside = {"pki_crl_valid_days": valid, "pki_crl_renew_before_days": math.ceil(days_left) + 1}
+    live = {b["name"]: subscribed(b) for b in LAB["brokers"]}
+    try:
+        rc, out, _ = converge(inside, tmp_path)
+        assert rc == 0, out[-3000:]
+        assert task_results(out, RESTARTED) == {"skipping"}
+        assert task_results(out, RELOADED) == {"changed"}
+        after = crl_path.read_bytes()
+        assert crl_next_update(after) > crl_next_update(before)
+        assert {r.serial_number for r in x509.load_pem_x509_crl(after)} == \
+            {r.serial_number for r in x509.load_pem_x509_crl(before)}
+        for broker, host in hosts:
+            assert host.file(BROKER_CRL).content == after
+            session, topic = live[broker["name"]]
+            assert_still_receiving(broker, session, topic, b"across-the-crl")
+            assert cert_probe(broker, keeper()["certfile"], keeper()["keyfile"]).accepted
+            gone = cert_probe(broker, revoked()["certfile"], revoked()["keyfile"])
+            assert gone.outcome in ("tls-error", "closed"), gone
+    finally:
+        for session, _topic in live.values():
+            session.close()

@@ -1,0 +1,106 @@
+"""The CA itself, against the real broker (runs last of all: it rotates the issuing CA).
+
+  * intermediate rotation: raising pki_intermediate_generation re-issues every leaf from the new
+    issuing CA, the broker serves the new chain after a SIGHUP, a live session survives it, and a
+    device still holding its old-generation certificate keeps working during the overlap;
+  * custody: the pki_dir is backed up before the rotation and restored after it (as after losing the
+    control node); from the restored CA a converge brings the broker back to it, and revoking a
+    device from the restored CA refuses that device at the handshake.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+from cryptography.x509.oid import NameOID
+
+from .conftest import LAB, converge, inventory_clients, open_session
+from .test_z_changes import task_results
+from .test_z_lifecycle import (
+    RELOADED,
+    RESTARTED,
+    admin,
+    assert_still_receiving,
+    cert_probe,
+    keeper,
+    leaf,
+    pki_dir,
+    server_certificate,
+    subscribed,
+)
+
+
+def issuer_cn(cert) -> str:
+    return cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+
+def generation(cert) -> int:
+    return int(issuer_cn(cert).rsplit(" ", 1)[1])
+
+
+def pki_cli(*args: str) -> None:
+    res = subprocess.run([sys.executable, "-m", "rampart.pki", *args], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_intermediate_rotation_then_restore_from_backup_then_revoke(tmp_path):
+    broker = LAB["brokers"][0]
+    keep = keeper()
+    current = generation(server_certificate(broker))
+    archive = tmp_path / "pki-backup.tar.gz"
+    pki_cli("backup", str(pki_dir()), str(archive))
+    old_device = tmp_path / "old-device"
+    shutil.copytree(pki_dir() / "clients" / keep["name"], old_device)
+    assert generation(leaf(old_device / "cert.pem")) == current
+
+    # Rotate the issuing CA.
+    live = {b["name"]: subscribed(b) for b in LAB["brokers"]}
+    try:
+        rc, out, _ = converge({"pki_intermediate_generation": current + 1}, tmp_path)
+        assert rc == 0, out[-3000:]
+        assert task_results(out, RELOADED) == {"changed"}
+        assert task_results(out, RESTARTED) == {"skipping"}
+        for b in LAB["brokers"]:
+            assert generation(server_certificate(b)) == current + 1
+            session, topic = live[b["name"]]
+            assert_still_receiving(b, session, topic, b"across-the-intermediate-rotation")
+            # Re-issued from the new issuing CA, and the device still holding its old certificate: both accepted.
+            assert generation(leaf(keep["certfile"])) == current + 1
+            assert cert_probe(b, keep["certfile"], keep["keyfile"]).accepted
+            assert cert_probe(b, str(old_device / "chain.pem"), str(old_device / "key.pem")).accepted
+    finally:
+        for session, _topic in live.values():
+            session.close()
+
+    # Lose the pki_dir, restore the backup: the broker follows the restored CA on the next converge.
+    shutil.rmtree(pki_dir())
+    pki_cli("restore", str(archive), str(pki_dir()))
+    assert leaf(keep["certfile"]).serial_number == leaf(old_device / "cert.pem").serial_number
+    rc, out, _ = converge(None, tmp_path)
+    assert rc == 0, out[-3000:]
+    for b in LAB["brokers"]:
+        assert generation(server_certificate(b)) == current
+        assert cert_probe(b, keep["certfile"], keep["keyfile"]).accepted
+
+    # Revoke with the restored CA: the device is refused, the others are not.
+    clients = inventory_clients()
+    try:
+        s = open_session(broker, admin())
+        rc, out, _ = converge({"mosquitto_clients": [{**c, "revoked": True} if c["name"] == keep["name"] else c
+                                                     for c in clients]}, tmp_path)
+        assert rc == 0, out[-3000:]
+        for b in LAB["brokers"]:
+            refused = cert_probe(b, str(old_device / "chain.pem"), str(old_device / "key.pem"))
+            assert refused.outcome in ("tls-error", "closed"), refused
+        assert not s.disconnected.is_set()
+        s.close()
+    finally:
+        # Un-revoking re-issues the device a new certificate (its revoked serial stays on the CRL).
+        rc, out, _ = converge(None, tmp_path)
+        assert rc == 0, out[-3000:]
+    for b in LAB["brokers"]:
+        assert cert_probe(b, keep["certfile"], keep["keyfile"]).accepted
+        refused = cert_probe(b, str(old_device / "chain.pem"), str(old_device / "key.pem"))
+        assert refused.outcome in ("tls-error", "closed"), refused
