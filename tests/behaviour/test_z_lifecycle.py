@@ -16,6 +16,7 @@ import hashlib
 import math
 import socket
 import ssl
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -88,13 +89,19 @@ def cert_probe(broker: dict, certfile: str, keyfile: str):
     return probe(broker, broker["listeners"]["certificate"], certfile=certfile, keyfile=keyfile)
 
 
-def subscribed(broker: dict):
-    """An admin session subscribed to a publisher's topic, plus that topic."""
-    pub = publisher()
-    topic = concrete(pub["publish"][0])
-    s = open_session(broker, admin())
-    s.subscribe(topic)
-    return s, topic
+@contextmanager
+def live_subscribers():
+    """Per broker name: an admin session subscribed to a publisher's topic, and that topic; closed after."""
+    live = {}
+    try:
+        for broker in LAB["brokers"]:
+            topic = concrete(publisher()["publish"][0])
+            live[broker["name"]] = open_session(broker, admin()), topic
+            live[broker["name"]][0].subscribe(topic)
+        yield live
+    finally:
+        for session, _topic in live.values():
+            session.close()
 
 
 def assert_still_receiving(broker: dict, session, topic: str, payload: bytes) -> None:
@@ -142,8 +149,7 @@ def test_renewal_window_and_server_rotation_under_a_live_subscriber(tmp_path):
 
     # Inside the window: re-issued, and the broker rotates its server certificate with a SIGHUP.
     inside = {"pki_cert_valid_days": valid_days, "pki_renew_before_days": remaining.days + 2}
-    live = {b["name"]: subscribed(b) for b in LAB["brokers"]}
-    try:
+    with live_subscribers() as live:
         rc, out, _ = converge(inside, tmp_path)
         assert rc == 0, out[-3000:]
         assert task_results(out, RELOADED) == {"changed"}
@@ -161,9 +167,6 @@ def test_renewal_window_and_server_rotation_under_a_live_subscriber(tmp_path):
         assert renewed.serial_number != before_client.serial_number
         for broker in LAB["brokers"]:
             assert cert_probe(broker, keep["certfile"], keep["keyfile"]).accepted
-    finally:
-        for session, _topic in live.values():
-            session.close()
     rc, out, changed = converge(None, tmp_path)
     assert (rc, changed) == (0, 0), out[-3000:]
 
@@ -188,8 +191,7 @@ def test_crl_near_next_update_is_resigned_on_converge(tmp_path):
 
     # As if the CRL had been signed long ago: its nextUpdate now falls inside the re-sign window.
     inside = {"pki_crl_valid_days": valid, "pki_crl_renew_before_days": math.ceil(days_left) + 1}
-    live = {b["name"]: subscribed(b) for b in LAB["brokers"]}
-    try:
+    with live_subscribers() as live:
         rc, out, _ = converge(inside, tmp_path)
         assert rc == 0, out[-3000:]
         assert task_results(out, RESTARTED) == {"skipping"}
@@ -205,6 +207,3 @@ def test_crl_near_next_update_is_resigned_on_converge(tmp_path):
             assert cert_probe(broker, keeper()["certfile"], keeper()["keyfile"]).accepted
             gone = cert_probe(broker, revoked()["certfile"], revoked()["keyfile"])
             assert gone.outcome in ("tls-error", "closed"), gone
-    finally:
-        for session, _topic in live.values():
-            session.close()

@@ -26,9 +26,9 @@ from .test_z_lifecycle import (
     cert_probe,
     keeper,
     leaf,
+    live_subscribers,
     pki_dir,
     server_certificate,
-    subscribed,
 )
 
 
@@ -56,8 +56,7 @@ def test_intermediate_rotation_then_restore_from_backup_then_revoke(tmp_path):
     assert generation(leaf(old_device / "cert.pem")) == current
 
     # Rotate the issuing CA.
-    live = {b["name"]: subscribed(b) for b in LAB["brokers"]}
-    try:
+    with live_subscribers() as live:
         rc, out, _ = converge({"pki_intermediate_generation": current + 1}, tmp_path)
         assert rc == 0, out[-3000:]
         assert task_results(out, RELOADED) == {"changed"}
@@ -70,9 +69,6 @@ def test_intermediate_rotation_then_restore_from_backup_then_revoke(tmp_path):
             assert generation(leaf(keep["certfile"])) == current + 1
             assert cert_probe(b, keep["certfile"], keep["keyfile"]).accepted
             assert cert_probe(b, str(old_device / "chain.pem"), str(old_device / "key.pem")).accepted
-    finally:
-        for session, _topic in live.values():
-            session.close()
 
     # Lose the pki_dir, restore the backup: the broker follows the restored CA on the next converge.
     shutil.rmtree(pki_dir())
