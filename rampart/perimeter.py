@@ -1,0 +1,329 @@
+"""Logic for the perimeter roles (nftables, wireguard, vlan), kept here so it can be unit-tested.
+
+The roles reach it through thin Jinja filter plugins; the control node runs it (scripts/bootstrap puts
+this package on the path). Nothing here touches a host.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+import re
+from pathlib import Path
+
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,30}$")
+RULE_DEFAULTS = {"protocol": "tcp", "sources": [], "interfaces": [], "rate": 0, "burst": 5, "max_connections": 0}
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+
+
+# ---------------------------------------------------------------------------------------------- addresses
+def cidr_problem(value: object) -> str | None:
+    """Why ``value`` is not an IP network or address (with or without a prefix), or None."""
+    if not isinstance(value, str):
+        return "is not a string"
+    try:
+        ipaddress.ip_interface(value)
+    except ValueError:
+        return "is not an IP address or CIDR"
+    return None
+
+
+def network(value: str) -> str:
+    """The network a host address with prefix belongs to: 172.29.86.12/24 -> 172.29.86.0/24."""
+    return str(ipaddress.ip_interface(value).network)
+
+
+def address(value: str) -> str:
+    """The bare address of an interface address: 10.86.12.1/24 -> 10.86.12.1."""
+    return str(ipaddress.ip_interface(value).ip)
+
+
+def cidrs_by_family(values: list[str]) -> dict[str, list[str]]:
+    """Networks split into {'v4': [...], 'v6': [...]}, host bits cleared, order and duplicates kept out."""
+    out: dict[str, list[str]] = {"v4": [], "v6": []}
+    for value in values:
+        net = str(ipaddress.ip_network(value, strict=False))
+        fam = "v4" if ipaddress.ip_network(value, strict=False).version == 4 else "v6"
+        if net not in out[fam]:
+            out[fam].append(net)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- nftables
+def nftables_problems(settings: dict) -> list[str]:
+    """Every problem in the nftables role's variables, each naming the variable (empty when valid)."""
+    problems: list[str] = []
+    table = settings.get("nftables_table", "")
+    if not isinstance(table, str) or not NAME_RE.match(table):
+        problems.append(f"nftables_table ({table!r}) must be 1-31 letters, digits or '_', starting with a letter")
+    mgmt = settings.get("nftables_management_cidrs") or []
+    if not mgmt:
+        problems.append("nftables_management_cidrs is empty; SSH (the control path) would be blocked: "
+                        "list the control node's networks")
+    for i, cidr in enumerate(mgmt):
+        if (why := cidr_problem(cidr)) is not None:
+            problems.append(f"nftables_management_cidrs[{i}] ({cidr!r}) {why}")
+        elif ipaddress.ip_network(cidr, strict=False).prefixlen == 0:
+            problems.append(f"nftables_management_cidrs[{i}] ({cidr!r}) opens SSH to every address; "
+                            "list the management networks")
+    port = settings.get("nftables_management_port", 22)
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        problems.append(f"nftables_management_port ({port!r}): use a port between 1 and 65535")
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(settings.get("nftables_rules") or []):
+        where = f"nftables_rules[{i}]"
+        if not isinstance(rule, dict):
+            problems.append(f"{where} is not a mapping")
+            continue
+        name = rule.get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            problems.append(f"{where}.name ({name!r}) must be 1-31 letters, digits or '_', starting with a letter")
+        elif name in seen:
+            problems.append(f"{where}.name ({name!r}) duplicates nftables_rules[{seen[name]}]")
+        else:
+            seen[name] = i
+        ports = rule.get("ports") or []
+        if not ports:
+            problems.append(f"{where}.ports is empty")
+        for j, p in enumerate(ports):
+            if not isinstance(p, int) or not 1 <= p <= 65535:
+                problems.append(f"{where}.ports[{j}] ({p!r}): use a port between 1 and 65535")
+        for j, src in enumerate(rule.get("sources") or []):
+            if (why := cidr_problem(src)) is not None:
+                problems.append(f"{where}.sources[{j}] ({src!r}) {why}")
+        for j, ifname in enumerate(rule.get("interfaces") or []):
+            if not isinstance(ifname, str) or not IFNAME_RE.match(ifname):
+                problems.append(f"{where}.interfaces[{j}] ({ifname!r}) is not an interface name")
+        for key in ("rate", "max_connections"):
+            value = rule.get(key, 0)
+            if not isinstance(value, int) or value < 0:
+                problems.append(f"{where}.{key} ({value!r}) must be an integer >= 0 (0 means no limit)")
+        burst = rule.get("burst", RULE_DEFAULTS["burst"])
+        if not isinstance(burst, int) or burst < 1:
+            problems.append(f"{where}.burst ({burst!r}) must be an integer >= 1")
+    prefix = settings.get("nftables_log_prefix", "")
+    if not isinstance(prefix, str) or len(prefix) > 60 or '"' in prefix or "\\" in prefix:
+        problems.append(f"nftables_log_prefix ({prefix!r}) must be at most 60 characters without quotes or backslashes")
+    rate = settings.get("nftables_log_rate", 1)
+    if not isinstance(rate, int) or rate < 1:
+        problems.append(f"nftables_log_rate ({rate!r}) must be an integer >= 1")
+    group = settings.get("nftables_log_group", 0)
+    if not isinstance(group, int) or not 0 <= group <= 65535:
+        problems.append(f"nftables_log_group ({group!r}) must be between 0 and 65535")
+    revert = settings.get("nftables_revert_after", 90)
+    confirm = settings.get("nftables_confirm_timeout", 30)
+    if not isinstance(confirm, int) or confirm < 5:
+        problems.append(f"nftables_confirm_timeout ({confirm!r}) must be an integer >= 5")
+    elif not isinstance(revert, int) or revert <= confirm + 10:
+        problems.append(f"nftables_revert_after ({revert!r}) must exceed nftables_confirm_timeout ({confirm}) "
+                        "by more than 10 seconds, or a good ruleset is reverted while it is being confirmed")
+    return problems
+
+
+def _set_elements(values: list) -> str:
+    return "{ " + ", ".join(str(v) for v in values) + " }"
+
+
+def nftables_rules(rules: list[dict]) -> list[dict]:
+    """The rules with defaults filled in, and one nft match expression per address family.
+
+    Each result carries ``families`` (the set families it needs) and ``matches``: a list of
+    {family, saddr, expr}, where ``expr`` is the full match (interfaces, sources, protocol, ports).
+    """
+    out = []
+    for raw in rules:
+        rule = {**RULE_DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
+        by_family = cidrs_by_family(rule["sources"])
+        families = [f for f in ("v4", "v6") if by_family[f]] if rule["sources"] else ["v4", "v6"]
+        matches = []
+        for fam in families:
+            saddr = "ip saddr" if fam == "v4" else "ip6 saddr"
+            parts = []
+            if rule["interfaces"]:
+                parts.append("iifname " + _set_elements(f'"{i}"' for i in rule["interfaces"]))
+            if rule["sources"]:
+                parts.append(f"{saddr} {_set_elements(by_family[fam])}")
+            else:
+                parts.append("meta nfproto " + ("ipv4" if fam == "v4" else "ipv6"))
+            parts.append(f"{rule['protocol']} dport {_set_elements(rule['ports'])}")
+            matches.append({"family": fam, "saddr": saddr, "expr": " ".join(parts)})
+        out.append({**rule, "families": families, "matches": matches})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- wireguard
+def wg_private_key() -> str:
+    """A new WireGuard private key (base64 of a clamped X25519 scalar), like ``wg genkey``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    raw = X25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    return base64.b64encode(raw).decode()
+
+
+def wg_public_key(private_key: str) -> str:
+    """The public key of a base64 WireGuard private key, like ``wg pubkey``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    raw = base64.b64decode(private_key.strip(), validate=True)
+    if len(raw) != 32:
+        raise ValueError("a WireGuard key is 32 bytes")
+    pub = X25519PrivateKey.from_private_bytes(raw).public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(pub).decode()
+
+
+def wg_key_problem(value: object) -> str | None:
+    """Why ``value`` is not a base64 WireGuard key, or None."""
+    try:
+        raw = base64.b64decode(str(value), validate=True)
+    except ValueError:
+        return "is not base64"
+    return None if len(raw) == 32 else "is not a 32-byte key"
+
+
+def write_private(path: Path, data: bytes | str) -> None:
+    """Write a file readable by its owner only (0600), in a directory only its owner may enter (0700)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.parent.chmod(0o700)
+    payload = data.encode() if isinstance(data, str) else data
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as handle:
+        handle.write(payload)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def qr_png(text: str) -> bytes:
+    """A QR code PNG of ``text`` (segno, error correction M), for the WireGuard mobile apps."""
+    import io
+
+    import segno
+
+    buf = io.BytesIO()
+    segno.make(text, error="m", micro=False).save(buf, kind="png", scale=6, border=4)
+    return buf.getvalue()
+
+
+def wireguard_problems(settings: dict, inventory_hosts: list[str]) -> list[str]:
+    """Every problem in the wireguard role's variables, each naming the variable (empty when valid)."""
+    problems: list[str] = []
+    iface = settings.get("wireguard_interface", "wg0")
+    if not isinstance(iface, str) or not re.match(r"^[A-Za-z0-9_=+.-]{1,15}$", iface):
+        problems.append(f"wireguard_interface ({iface!r}) is not an interface name (1-15 characters)")
+    port = settings.get("wireguard_port", 51820)
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        problems.append(f"wireguard_port ({port!r}): use a port between 1 and 65535")
+    addresses = settings.get("wireguard_addresses") or []
+    if not addresses:
+        problems.append("wireguard_addresses is empty; give this host's tunnel address with prefix, e.g. 10.86.0.1/24")
+    for i, addr in enumerate(addresses):
+        if (why := cidr_problem(addr)) is not None or "/" not in str(addr):
+            problems.append(f"wireguard_addresses[{i}] ({addr!r}) {why or 'has no prefix length'}")
+    endpoint = settings.get("wireguard_endpoint", "")
+    if endpoint and not re.match(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$", str(endpoint)):
+        problems.append(f"wireguard_endpoint ({endpoint!r}) must be host:port or [v6]:port")
+    for i, net in enumerate(settings.get("wireguard_routed_networks") or []):
+        if (why := cidr_problem(net)) is not None:
+            problems.append(f"wireguard_routed_networks[{i}] ({net!r}) {why}")
+    names: dict[str, int] = {}
+    external = False
+    for i, peer in enumerate(settings.get("wireguard_peers") or []):
+        where = f"wireguard_peers[{i}]"
+        host, name = peer.get("host"), peer.get("name")
+        if (host is None) == (name is None):
+            problems.append(f"{where} needs exactly one of host (a managed peer) or name (a peer Ansible does not manage)")
+            continue
+        key = host or name
+        if key in names:
+            problems.append(f"{where} ({key!r}) duplicates wireguard_peers[{names[key]}]")
+        names[key] = i
+        if host is not None and host not in inventory_hosts:
+            problems.append(f"{where}.host ({host!r}) is not a host of this inventory")
+        if name is not None:
+            external = True
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", name):
+                problems.append(f"{where}.name ({name!r}) must be 1-63 letters, digits, '.', '_' or '-'")
+            if not peer.get("addresses"):
+                problems.append(f"{where}.addresses is missing; a peer Ansible does not manage needs its tunnel address")
+        for field in ("addresses", "allowed_ips"):
+            for j, addr in enumerate(peer.get(field) or []):
+                if (why := cidr_problem(addr)) is not None:
+                    problems.append(f"{where}.{field}[{j}] ({addr!r}) {why}")
+    if external and not settings.get("wireguard_endpoint"):
+        problems.append("wireguard_endpoint is empty but wireguard_peers lists peers Ansible does not manage; "
+                        "their exported configs need the address they dial")
+    if external and not settings.get("wireguard_export_dir"):
+        problems.append("wireguard_export_dir is empty but wireguard_peers lists peers Ansible does not manage; "
+                        "set a control-node directory for their configs")
+    keepalive = settings.get("wireguard_persistent_keepalive", 25)
+    if not isinstance(keepalive, int) or not 0 <= keepalive <= 65535:
+        problems.append(f"wireguard_persistent_keepalive ({keepalive!r}) must be between 0 and 65535")
+    for i, unit in enumerate(settings.get("wireguard_before_units") or []):
+        if not re.match(r"^[A-Za-z0-9@_.:\\-]+\.(service|socket|target)$", str(unit)):
+            problems.append(f"wireguard_before_units[{i}] ({unit!r}) is not a systemd unit name like mosquitto.service")
+    return problems
+
+
+def vlan_problems(settings: dict) -> list[str]:
+    """Every problem in the vlan role's variables, each naming the variable (empty when valid)."""
+    problems: list[str] = []
+    mode = settings.get("vlan_mode", "tagged")
+    iface = settings.get("vlan_interface", "")
+    if not isinstance(iface, str) or not IFNAME_RE.match(iface):
+        problems.append(f"vlan_interface ({iface!r}) must be an interface name of 1-15 characters")
+    if mode == "tagged":
+        parent = settings.get("vlan_parent", "")
+        if not isinstance(parent, str) or not IFNAME_RE.match(parent):
+            problems.append(f"vlan_parent ({parent!r}) must name the trunk interface in tagged mode")
+        elif parent == iface:
+            problems.append(f"vlan_parent ({parent!r}) equals vlan_interface; the VLAN device needs its own name")
+        vid = settings.get("vlan_id", 0)
+        if not isinstance(vid, int) or not 1 <= vid <= 4094:
+            problems.append(f"vlan_id ({vid!r}) must be between 1 and 4094 in tagged mode")
+    addr = settings.get("vlan_address", "")
+    if not addr:
+        problems.append("vlan_address is empty; give this host's segment address with prefix, e.g. 10.20.30.10/24")
+    elif (why := cidr_problem(addr)) is not None or "/" not in str(addr):
+        problems.append(f"vlan_address ({addr!r}) {why or 'has no prefix length'}")
+    gateway = settings.get("vlan_gateway", "")
+    if gateway:
+        try:
+            gw = ipaddress.ip_address(gateway)
+        except ValueError:
+            problems.append(f"vlan_gateway ({gateway!r}) is not an IP address")
+        else:
+            if addr and cidr_problem(addr) is None and gw not in ipaddress.ip_interface(addr).network:
+                problems.append(f"vlan_gateway ({gateway}) is outside the segment {network(addr)} of vlan_address")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Control-node helpers for the wireguard role (keys and exports of peers Ansible does not manage)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m rampart.perimeter")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("keygen", help="create PATH (private key, 0600) and PATH.pub unless PATH exists")
+    p.add_argument("path", type=Path)
+    p = sub.add_parser("qr", help="write a QR code PNG (0600) of the config file CONF")
+    p.add_argument("conf", type=Path)
+    p.add_argument("png", type=Path)
+    args = parser.parse_args(argv)
+    if args.cmd == "keygen":
+        if not args.path.exists():
+            write_private(args.path, wg_private_key() + "\n")
+        write_private(args.path.with_name(args.path.name + ".pub"), wg_public_key(args.path.read_text()) + "\n")
+    else:
+        write_private(args.png, qr_png(args.conf.read_text()))
+    print("ok", file=sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
