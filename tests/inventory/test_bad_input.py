@@ -43,6 +43,20 @@ def override(group: str = "all", **variables: object) -> Mutation:
     return apply
 
 
+def with_collector(group: str = "collectors", **variables: object) -> Mutation:
+    """Add a collectors group with one host (pinned like the others) and, optionally, variables for a group."""
+
+    def apply(inv) -> None:
+        hosts = inv.load("hosts.yml")
+        hosts["all"]["children"]["collectors"] = {"hosts": {"logs1": {
+            "ansible_host": "127.0.0.1", "ansible_port": 9, "pki_dir": str(inv.pki_dir)}}}
+        inv.dump("hosts.yml", hosts)
+        if variables:
+            inv.dump(f"group_vars/{group}/zz_case.yml", variables)
+
+    return apply
+
+
 LISTENERS = [
     {"name": "password", "port": 8883, "authentication": "password"},
     {"name": "certificate", "port": 8884, "authentication": "certificate"},
@@ -121,6 +135,33 @@ CASES = [
          "pki_key_type", "rsa-1024"),
     Case("pki-renewal-longer-than-lifetime", override(pki_renew_before_days=400),
          "pki_renew_before_days", "must be >= 0 and below pki_cert_valid_days"),
+    # The log pipeline (playbooks/collector.yml): each case adds a collector to the lab copy.
+    Case("collector-binds-everywhere", with_collector(log_collector_bind_address="0.0.0.0"),  # noqa: S104  the bad input
+         "log_collector_bind_address", "must be one literal IP address"),
+    Case("collector-binds-a-name", with_collector(log_collector_bind_address="logs.example.internal"),
+         "log_collector_bind_address", "must be one literal IP address"),
+    Case("collector-port-0", with_collector(log_collector_port=0),
+         "log_collector_port", "must be a port between 1 and 65535"),
+    Case("collector-world-readable-files", with_collector(log_collector_file_mode="0644"),
+         "log_collector_file_mode", "give others nothing"),
+    Case("collector-retention-0", with_collector(log_collector_retention_days=0),
+         "log_collector_retention_days", "must be between 1 and 3650"),
+    Case("shipping-queue-size-not-a-size", with_collector("all", log_shipping_queue_max_disk_space="lots"),
+         "log_shipping_queue_max_disk_space", "must be rsyslog sizes"),
+    Case("shipping-queue-file-above-cap",
+         with_collector("all", log_shipping_queue_max_file_size="1g", log_shipping_queue_max_disk_space="512m"),
+         "log_shipping_queue_max_file_size", "must be below"),
+    Case("shipping-retry-max-below-interval",
+         with_collector("all", log_shipping_retry_interval=10, log_shipping_retry_interval_max=5),
+         "log_shipping_retry_interval_max", "not below it"),
+    Case("fail2ban-one-strike", with_collector("brokers", fail2ban_mosquitto_auth_maxretry=1),
+         "fail2ban_mosquitto_auth_maxretry", "must be at least 2"),
+    Case("fail2ban-permanent-ban", with_collector("brokers", fail2ban_bantime=-1),
+         "fail2ban_bantime", "must be at least 1 second"),
+    Case("fail2ban-iptables", with_collector("brokers", fail2ban_banaction="iptables-multiport"),
+         "fail2ban_banaction", "must be one of: nftables-allports, nftables-multiport"),
+    Case("fail2ban-ignore-a-name", with_collector("brokers", fail2ban_ignore_ips=["monitor.example.internal"]),
+         "fail2ban_ignore_ips", "IP addresses or networks"),
 ]
 
 
@@ -138,11 +179,13 @@ def test_bad_input_stops_before_any_host(case: Case, inventory_copy, run_playboo
 
     assert run.rc != 0, f"site.yml accepted the bad inventory:\n{run.output}"
     assert not run.contacted_a_host, f"a host was contacted before validation stopped the run:\n{run.output}"
-    assert run.plays == [VALIDATION_PLAY], f"plays other than the validation play ran:\n{run.output}"
+    # The validation step is one or more plays of the same name (brokers, perimeter, log pipeline).
+    assert set(run.plays) == {VALIDATION_PLAY}, f"plays other than the validation play ran:\n{run.output}"
     failed = run.failed_task
     assert failed is not None, f"no task failed:\n{run.output}"
     assert failed[0] == VALIDATION_PLAY
-    assert failed[1].startswith(("mosquitto : ", "pki : ")), f"unexpected failing task {failed[1]!r}"
+    assert failed[1].startswith(("mosquitto : ", "pki : ", "log_collector : ", "log_shipping : ", "fail2ban : ")), \
+        f"unexpected failing task {failed[1]!r}"
     messages = "\n".join(run.error_messages)
     assert names_exactly(messages, case.path), f"no message names {case.path}:\n{messages or run.output}"
     assert case.reason in messages, f"no message says {case.reason!r}:\n{messages or run.output}"
@@ -156,10 +199,26 @@ def test_lab_inventory_passes_validation(inventory_copy, run_playbook) -> None:
     run = run_playbook("validate.yml", inv.path)
 
     assert run.rc == 0, run.output
-    assert run.plays == [VALIDATION_PLAY]
+    assert set(run.plays) == {VALIDATION_PLAY}
     assert run.failed_task is None
     assert not run.contacted_a_host, run.output
     assert not inv.pki_dir.exists()
+
+
+def test_lab_inventory_with_a_collector_passes_validation(inventory_copy, run_playbook) -> None:
+    """Positive control for the log pipeline cases: adding a collector host is all it takes."""
+    inv = inventory_copy("lab")
+    with_collector()(inv)
+
+    run = run_playbook("validate.yml", inv.path)
+
+    assert run.rc == 0, run.output
+    assert set(run.plays) == {VALIDATION_PLAY}
+    assert "log_collector : Check that someone may send" in run.output, "the collector was not validated"
+    assert "log_shipping : Check the queue sizes" in run.output, "the senders were not validated"
+    assert "fail2ban : Check the ports" in run.output, "the brokers' fail2ban settings were not validated"
+    assert run.failed_task is None
+    assert not run.contacted_a_host, run.output
 
 
 def test_valid_inventory_goes_on_to_the_hosts(inventory_copy, run_playbook) -> None:

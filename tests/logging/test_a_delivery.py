@@ -1,0 +1,144 @@
+"""The broker's log reaches the collector: fast, over mutual TLS only, and without loss."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+
+import pytest
+
+from rampart import logship, pki
+
+from .conftest import dexec, hostname, marker, sh, wait_for
+
+
+def test_failed_login_reaches_the_collector_within_10_seconds(broker, attacker, files):
+    """A failed MQTT login (unknown user) is in the collector's file for that broker within 10 s."""
+    name = marker("failed-login")
+    host = hostname(broker["container"])
+    argv = logship.attacker_argv("login", broker["address"], broker["port"], 1, username=name,
+                                 password="not-the-password", client_id=name)
+    started = time.monotonic()
+    out = dexec(attacker["container"], *argv).stdout
+    assert logship.attacker_results(out) == ["connack:5"], out
+
+    wait_for(lambda: files.count(host, name) > 0, timeout=10, what=f"{name} in {files.path(host)}")
+    delay = time.monotonic() - started
+    print(f"\nBENCHMARK delay broker event -> collector file ({broker['name']}): {delay:.2f} s")
+    # The failure line itself (not only the connection line) arrived.
+    assert files.count(host, "disconnected, not authorised") > 0
+
+
+def _collector_down(collector) -> None:
+    # syslog.socket would start rsyslog again as soon as journald forwards a line.
+    dexec(collector["container"], "systemctl", "stop", "syslog.socket", "rsyslog.service")
+
+
+def _collector_up(collector) -> None:
+    dexec(collector["container"], "systemctl", "start", "rsyslog.service")
+
+
+def _port_open(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _produce(hosts: dict[str, str], tag: str, lines: int) -> None:
+    for container in hosts:
+        sh(container, f"for i in $(seq 1 {lines}); do logger -t rampart-outage-test \"{tag} line $i\"; done")
+
+
+def _assert_all_arrive(files, hosts: dict[str, str], tag: str, lines: int, what: str) -> None:
+    started = time.monotonic()
+    for host in hosts.values():
+        wait_for(lambda host=host: files.count(host, tag) >= lines, timeout=120, interval=1,
+                 what=f"{lines} lines from {host}")
+    print(f"\nBENCHMARK {what}: {lines} lines per broker delivered {time.monotonic() - started:.1f} s after restart")
+    time.sleep(3)
+    for host in hosts.values():
+        got = files.count(host, tag)
+        assert got == lines, f"{host}: {got} lines with {tag}, expected exactly {lines}"
+        numbers = sh(files.container,
+                     f"grep -F -- '{tag} line' {files.path(host)} | sed 's/.* line //' | sort -n -u | wc -l")
+        assert int(numbers) == lines, f"{host}: {numbers} distinct line numbers, expected {lines}"
+
+
+def test_collector_outage_loses_nothing(lab, collector, files):
+    """The issue's test: collector down, 1,000 lines on each broker, collector up: all 1,000 arrive, once."""
+    lines, tag = 1000, marker("outage")
+    hosts = {b["container"]: hostname(b["container"]) for b in lab["brokers"]}
+    _collector_down(collector)
+    try:
+        assert not _port_open(collector["address"], collector["port"]), "the collector still listens"
+        _produce(hosts, tag, lines)
+        time.sleep(2)
+        for host in hosts.values():
+            assert files.count(host, tag) == 0, "lines arrived although the collector was down"
+    finally:
+        _collector_up(collector)
+    _assert_all_arrive(files, hosts, tag, lines, "collector outage")
+
+
+def _suspended_since(container: str, since: float) -> bool:
+    out = sh(container, f"journalctl -u rsyslog --no-pager -o cat --since @{int(since)}")
+    return "suspended (module 'omrelp')" in out
+
+
+def test_sender_restart_during_an_outage_loses_nothing_queued(lab, collector, files):
+    """Lines queued while the collector is away survive a restart of the sender (saved on shutdown).
+
+    The lines are produced once the sender has noticed the outage. Lines already handed to a RELP
+    session that then breaks are resent when it reconnects, but only by the same rsyslog process:
+    see the log_shipping README (in-flight window).
+    """
+    lines, tag = 1000, marker("restart")
+    hosts = {b["container"]: hostname(b["container"]) for b in lab["brokers"]}
+    stopped = time.time() - 1
+    _collector_down(collector)
+    try:
+        for container in hosts:
+            wait_for(lambda container=container: (sh(container, "logger -t rampart-outage-test nudge") is not None
+                                                  and _suspended_since(container, stopped)),
+                     timeout=60, interval=1, what=f"{container} to notice the outage")
+        _produce(hosts, tag, lines)
+        for container in hosts:
+            dexec(container, "systemctl", "restart", "rsyslog")
+        time.sleep(2)
+        for host in hosts.values():
+            assert files.count(host, tag) == 0, "lines arrived although the collector was down"
+    finally:
+        _collector_up(collector)
+    _assert_all_arrive(files, hosts, tag, lines, "sender restarted during the outage")
+
+
+def _relp_context(pki_dir, cert_dir) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pki_dir / "ca" / "ca.crt"))
+    ctx.load_cert_chain(str(cert_dir / "chain.pem"), str(cert_dir / "key.pem"))
+    return ctx
+
+
+def test_collector_refuses_a_certificate_from_another_ca(lab, collector, files, pki_dir, tmp_path):
+    """The same client name, signed by a foreign CA, is refused; signed by ours, it is admitted."""
+    client = logship.client_name(lab["brokers"][0]["name"])
+    port = collector["port"]
+    server_name = collector["tls_server_name"]
+
+    ours, theirs = marker("our-ca"), marker("foreign-ca")
+    probe_host = "rampart-relp-probe"
+    replies = logship.relp_send(collector["address"], port, _relp_context(pki_dir, pki_dir / "clients" / client),
+                                server_name, [f"<13>{time.strftime('%b %e %H:%M:%S')} {probe_host} probe: {ours}"])
+    assert replies == ["200 OK", "200 OK"], replies
+    wait_for(lambda: files.count(probe_host, ours) == 1, timeout=10, what="the positive control's line")
+
+    foreign = tmp_path / "foreign-pki"
+    pki.ensure_ca(foreign, common_name="Foreign CA")
+    pki.issue(foreign, [{"name": client, "profile": "client"}])
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        logship.relp_send(collector["address"], port, _relp_context(pki_dir, foreign / "clients" / client),
+                          server_name, [f"<13>{time.strftime('%b %e %H:%M:%S')} {probe_host} probe: {theirs}"])
+    time.sleep(3)
+    assert files.count(probe_host, theirs) == 0

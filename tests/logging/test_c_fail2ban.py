@@ -1,0 +1,62 @@
+"""Brute force and connection floods get the source banned (nftables), others stay unaffected, bans expire."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from rampart import logship, mqttprobe
+
+from .conftest import dexec, marker, sh, wait_for
+
+JAILS = {"login": "rampart-mosquitto-auth", "connect": "rampart-mosquitto-flood"}
+
+
+def _banned(broker: dict, jail: str) -> list[str]:
+    out = sh(broker["container"], f"fail2ban-client get {jail} banip")
+    return out.split()
+
+
+def _legit_connects(lab: dict, broker: dict, publisher: dict) -> bool:
+    ctx = mqttprobe.tls_context(lab["ca_file"])
+    res = mqttprobe.raw_connect(broker["address"], broker["port"], ctx, broker["tls_server_name"],
+                                username=publisher["username"], password=publisher["password"])
+    return res.accepted
+
+
+@pytest.mark.parametrize("mode", ["login", "connect"])
+def test_attacker_is_banned_others_are_not_and_the_ban_expires(lab, broker, attacker, publisher, mode):
+    f2b = lab["fail2ban"]
+    if mode == "connect":
+        assert f2b["flood_enabled"], "the scenario must enable the flood jail"
+    jail = JAILS[mode]
+    tries = f2b["auth_maxretry"] if mode == "login" else f2b["flood_maxretry"] + 1
+    name = marker("attacker")
+    assert _legit_connects(lab, broker, publisher), "the legitimate client cannot connect before the attack"
+    assert attacker["address"] not in _banned(broker, jail)
+
+    out = dexec(attacker["container"], *logship.attacker_argv(
+        mode, broker["address"], broker["port"], tries, username=name, password="wrong-" + name, client_id=name)).stdout
+    results = logship.attacker_results(out)
+    expected = "connack:5" if mode == "login" else "connected"
+    assert results.count(expected) >= min(tries, f2b["auth_maxretry"]), out
+
+    started = time.monotonic()
+    wait_for(lambda: attacker["address"] in _banned(broker, jail), timeout=30, what=f"a ban in {jail}")
+    print(f"\nBENCHMARK {jail} banned {attacker['address']} on {broker['name']} "
+          f"{time.monotonic() - started:.1f} s after the last try")
+    assert attacker["address"] in sh(broker["container"], "nft list table inet f2b-table")
+
+    blocked = logship.attacker_results(dexec(attacker["container"], *logship.attacker_argv(
+        "login", broker["address"], broker["port"], 1, username=name, password="x", client_id=name)).stdout)
+    assert blocked[0].startswith("error:"), f"the banned attacker still reached the broker: {blocked}"
+    assert _legit_connects(lab, broker, publisher), "the legitimate client was locked out by the attacker's ban"
+
+    banned_at = time.monotonic()
+    wait_for(lambda: attacker["address"] not in _banned(broker, jail), timeout=f2b["bantime"] + 30, interval=1,
+             what="the ban to expire")
+    print(f"BENCHMARK ban lifted after {time.monotonic() - banned_at:.1f} s (bantime {f2b['bantime']} s)")
+    again = logship.attacker_results(dexec(attacker["container"], *logship.attacker_argv(
+        "connect", broker["address"], broker["port"], 1)).stdout)
+    assert again == ["connected"], f"the attacker is still blocked after the ban expired: {again}"
