@@ -236,7 +236,8 @@ def wireguard_problems(settings: dict, inventory_hosts: list[str]) -> list[str]:
         where = f"wireguard_peers[{i}]"
         host, name = peer.get("host"), peer.get("name")
         if (host is None) == (name is None):
-            problems.append(f"{where} needs exactly one of host (a managed peer) or name (a peer Ansible does not manage)")
+            problems.append(f"{where} needs exactly one of host (a managed peer) "
+                            "or name (a peer Ansible does not manage)")
             continue
         key = host or name
         if key in names:
@@ -249,7 +250,8 @@ def wireguard_problems(settings: dict, inventory_hosts: list[str]) -> list[str]:
             if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", name):
                 problems.append(f"{where}.name ({name!r}) must be 1-63 letters, digits, '.', '_' or '-'")
             if not peer.get("addresses"):
-                problems.append(f"{where}.addresses is missing; a peer Ansible does not manage needs its tunnel address")
+                problems.append(f"{where}.addresses is missing; "
+                                "a peer Ansible does not manage needs its tunnel address")
         for field in ("addresses", "allowed_ips"):
             for j, addr in enumerate(peer.get(field) or []):
                 if (why := cidr_problem(addr)) is not None:

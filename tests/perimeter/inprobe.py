@@ -24,7 +24,7 @@ def tcp(host, port, timeout, source=None):
         return "open"
     except ConnectionRefusedError:
         return "refused"
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return "timeout"
     except OSError:
         return "unreachable"
@@ -100,10 +100,7 @@ def mqtt(host, port, tls_name, cafile, user, password, topic):
 
 def main(argv):
     try:
-        if argv[0] == "tcp":
-            out = {"result": tcp(*argv[1:])}
-        else:
-            out = mqtt(*argv[1:])
+        out = {"result": tcp(*argv[1:])} if argv[0] == "tcp" else mqtt(*argv[1:])
     except Exception as exc:  # the test reads the error
         out = {"error": f"{type(exc).__name__}: {exc}"}
     print(json.dumps(out))

@@ -1,0 +1,130 @@
+"""Changes to a converged perimeter (run last: they re-converge the hosts).
+
+- a foreign nftables table (Docker's, fail2ban's) survives a converge that replaces the firewall;
+- a ruleset that cuts the control path is reverted by the host itself, which stays reachable;
+- adding and removing a WireGuard peer keeps the existing peer's tunnel up (wg syncconf).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from .conftest import DESC, converge, docker_exec, host_of, mqtt_roundtrip
+
+BROKER = DESC["brokers"][0]
+# Like Docker's or fail2ban's: another table with its own base chain on the input hook.
+FOREIGN = "add table ip rampart_foreign_test; add chain ip rampart_foreign_test input " \
+          "{ type filter hook input priority 10; policy accept; }"
+
+
+def _ssh_works(address: str) -> bool:
+    ssh = DESC["ssh"]
+    cmd = ["ssh", "-i", ssh["key"], "-o", f"UserKnownHostsFile={ssh['known_hosts']}", "-o", "StrictHostKeyChecking=yes",
+           "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "ControlMaster=no", f"root@{address}", "true"]
+    return subprocess.run(cmd, capture_output=True, timeout=30, check=False).returncode == 0
+
+
+def _live_table(container: str) -> str:
+    res = docker_exec(container, "nft", "list", "table", "inet", "rampart")
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_foreign_table_survives_a_converge_that_replaces_the_firewall():
+    for broker in DESC["brokers"]:
+        res = docker_exec(broker["container"], "nft", FOREIGN)
+        assert res.returncode == 0, res.stderr
+    changed_cap = BROKER["mqtt_rule"]["max_connections"] + 1
+    try:
+        run = converge("--tags", "nftables", "-e", json.dumps({"perimeter_mqtt_max_connections": changed_cap}))
+        assert run.returncode == 0, run.stdout[-4000:]
+        for broker in DESC["brokers"]:
+            # The firewall really was replaced (new cap), and the foreign table is still there.
+            assert f"ct count over {changed_cap}" in _live_table(broker["container"])
+            foreign = docker_exec(broker["container"], "nft", "list", "table", "ip", "rampart_foreign_test")
+            assert foreign.returncode == 0, f"the foreign table is gone from {broker['name']}"
+    finally:
+        restore = converge("--tags", "nftables")
+        for broker in DESC["brokers"]:
+            docker_exec(broker["container"], "nft", "delete", "table", "ip", "rampart_foreign_test")
+    assert restore.returncode == 0, restore.stdout[-4000:]
+    assert f"ct count over {BROKER['mqtt_rule']['max_connections']} " in _live_table(BROKER["container"])
+
+
+def test_ruleset_that_cuts_the_control_path_is_reverted():
+    container = BROKER["container"]
+    before = _live_table(container)
+    # TEST-NET-1 as the only management network: the new ruleset drops the control node's new SSH connections.
+    run = converge("--tags", "nftables", "--limit", BROKER["name"],
+                   "-e", json.dumps({"nftables_management_cidrs": ["192.0.2.1/32"]}))
+    assert run.returncode != 0, f"the run accepted a ruleset that cuts the control path:\n{run.stdout[-4000:]}"
+    assert "reverted to the previous ruleset" in " ".join(run.stdout.split()), run.stdout[-4000:]
+    # The host reverted by itself: the previous table is back, SSH works, the candidate is forgotten.
+    assert _live_table(container) == before
+    assert _ssh_works(BROKER["segment_address"]), "SSH to the broker fails after the revert"
+    host = host_of(container)
+    assert not host.file("/etc/rampart/nftables/candidate.nft").exists
+    assert host.run("journalctl --no-pager -q -t rampart-nftables").stdout.count("reverted table inet rampart") >= 1
+    # And the next normal run converges cleanly again.
+    again = converge("--tags", "nftables", "--limit", BROKER["name"])
+    assert again.returncode == 0, again.stdout[-4000:]
+
+
+def _wg_state(container: str) -> dict:
+    show = docker_exec(container, "wg", "show", "wg0", "dump")
+    assert show.returncode == 0, show.stderr
+    peers = {}
+    for line in show.stdout.splitlines()[1:]:
+        f = line.split("\t")
+        peers[f[0]] = {"endpoint": f[2], "handshake": int(f[4]), "rx": int(f[5]), "tx": int(f[6])}
+    private = docker_exec(container, "wg", "show", "wg0", "private-key")
+    assert private.returncode == 0, private.stderr
+    assert private.stdout.strip() not in ("", "(none)"), "the interface lost its private key"
+    link = docker_exec(container, "cat", "/sys/class/net/wg0/ifindex")
+    since = docker_exec(container, "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "wg-quick@wg0")
+    return {"peers": peers, "ifindex": link.stdout.strip(), "since": since.stdout.strip()}
+
+
+def test_adding_and_removing_a_peer_keeps_the_existing_tunnel_up():
+    container, vpn = BROKER["container"], DESC["vpn_client"]["container"]
+    assert mqtt_roundtrip(vpn, BROKER, BROKER["vpn_address"])["roundtrip"]
+    before = _wg_state(container)
+    assert len(before["peers"]) == 1
+    (vpn_key, vpn_peer), = before["peers"].items()
+    laptop = {"name": "laptop-test", "addresses": ["10.86.12.50/32"]}
+    # Both ends of every tunnel run together (a peer reads the other side's keys), so no --limit here.
+    limit = ["--tags", "wireguard"]
+
+    added = converge(*limit, "-e", json.dumps({"perimeter_test_extra_peers": [laptop]}))
+    assert added.returncode == 0, added.stdout[-4000:]
+    after = _wg_state(container)
+    assert len(after["peers"]) == 2, after
+    # Same interface, never restarted, and the existing peer's counters kept counting (no re-add).
+    assert (after["ifindex"], after["since"]) == (before["ifindex"], before["since"])
+    assert after["peers"][vpn_key]["rx"] >= vpn_peer["rx"] > 0
+    assert after["peers"][vpn_key]["handshake"] >= vpn_peer["handshake"] > 0
+    assert mqtt_roundtrip(vpn, BROKER, BROKER["vpn_address"])["roundtrip"]
+
+    # The peer Ansible does not manage got a ready config and a QR code, readable by the owner only.
+    export = os.path.join(DESC["export_dir"], BROKER["name"])
+    conf = os.path.join(export, "laptop-test.conf")
+    png = os.path.join(export, "laptop-test.png")
+    assert oct(os.stat(export).st_mode & 0o777) == "0o700"
+    for path in (conf, png):
+        assert oct(os.stat(path).st_mode & 0o777) == "0o600", path
+    text = Path(conf).read_text()
+    assert "PrivateKey = " in text and "PresharedKey = " in text
+    assert f"Endpoint = {BROKER['wan_address']}:" in text
+    with open(png, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+    removed = converge(*limit)
+    assert removed.returncode == 0, removed.stdout[-4000:]
+    final = _wg_state(container)
+    assert list(final["peers"]) == [vpn_key]
+    assert (final["ifindex"], final["since"]) == (before["ifindex"], before["since"])
+    assert final["peers"][vpn_key]["rx"] >= after["peers"][vpn_key]["rx"]
+    assert mqtt_roundtrip(vpn, BROKER, BROKER["vpn_address"])["roundtrip"]

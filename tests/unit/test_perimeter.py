@@ -1,0 +1,209 @@
+"""rampart.perimeter: validation and rendering helpers of the vlan, nftables and wireguard roles."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from rampart import perimeter
+
+GOOD_NFT = {
+    "nftables_table": "rampart",
+    "nftables_management_cidrs": ["172.29.86.1/32"],
+    "nftables_management_port": 22,
+    "nftables_rules": [{"name": "mqtt", "ports": [8883, 8884], "sources": ["172.29.86.0/24"], "rate": 60, "burst": 30,
+                        "max_connections": 100}],
+    "nftables_log_prefix": "rampart-drop: ",
+    "nftables_log_rate": 20,
+    "nftables_log_group": 0,
+    "nftables_revert_after": 90,
+    "nftables_confirm_timeout": 30,
+}
+
+
+def test_good_nftables_settings_have_no_problem():
+    assert perimeter.nftables_problems(GOOD_NFT) == []
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    ({"nftables_management_cidrs": []}, "nftables_management_cidrs is empty"),
+    ({"nftables_management_cidrs": ["0.0.0.0/0"]}, "nftables_management_cidrs[0]"),
+    ({"nftables_management_cidrs": ["10.0.0.300/32"]}, "is not an IP address or CIDR"),
+    ({"nftables_table": "bad table"}, "nftables_table"),
+    ({"nftables_rules": [{"name": "a", "ports": [0]}]}, "nftables_rules[0].ports[0]"),
+    ({"nftables_rules": [{"name": "a", "ports": [1]}, {"name": "a", "ports": [2]}]}, "duplicates nftables_rules[0]"),
+    ({"nftables_rules": [{"name": "a", "ports": []}]}, "nftables_rules[0].ports is empty"),
+    ({"nftables_rules": [{"name": "a", "ports": [1], "sources": ["nope"]}]}, "nftables_rules[0].sources[0]"),
+    ({"nftables_rules": [{"name": "a", "ports": [1], "burst": 0}]}, "nftables_rules[0].burst"),
+    ({"nftables_rules": [{"name": "a", "ports": [1], "rate": -1}]}, "nftables_rules[0].rate"),
+    ({"nftables_log_prefix": 'say "hi"'}, "nftables_log_prefix"),
+    ({"nftables_log_group": 70000}, "nftables_log_group"),
+    ({"nftables_revert_after": 35}, "nftables_revert_after (35) must exceed nftables_confirm_timeout (30)"),
+])
+def test_bad_nftables_settings_are_named(change, needle):
+    problems = perimeter.nftables_problems({**GOOD_NFT, **change})
+    assert any(needle in p for p in problems), problems
+
+
+def test_rules_are_split_per_family_with_defaults():
+    (rule,) = perimeter.nftables_rules([{"name": "mqtt", "ports": [8883], "sources": ["10.0.0.5/24", "fd00::1/64"],
+                                         "interfaces": ["eth0"]}])
+    assert rule["protocol"] == "tcp" and rule["rate"] == 0 and rule["burst"] == 5
+    assert rule["families"] == ["v4", "v6"]
+    v4, v6 = rule["matches"]
+    assert v4["expr"] == 'iifname { "eth0" } ip saddr { 10.0.0.0/24 } tcp dport { 8883 }'
+    assert v6["expr"] == 'iifname { "eth0" } ip6 saddr { fd00::/64 } tcp dport { 8883 }'
+
+
+def test_rule_without_sources_matches_both_families():
+    (rule,) = perimeter.nftables_rules([{"name": "wg", "protocol": "udp", "ports": [51820]}])
+    assert [m["expr"] for m in rule["matches"]] == ["meta nfproto ipv4 udp dport { 51820 }",
+                                                    "meta nfproto ipv6 udp dport { 51820 }"]
+
+
+def test_addresses():
+    assert perimeter.network("172.29.86.12/24") == "172.29.86.0/24"
+    assert perimeter.address("10.86.12.1/24") == "10.86.12.1"
+    by_family = perimeter.cidrs_by_family(["10.0.0.1/8", "10.1.1.1/8", "::1/128"])
+    assert by_family == {"v4": ["10.0.0.0/8"], "v6": ["::1/128"]}
+
+
+GOOD_WG = {
+    "wireguard_interface": "wg0",
+    "wireguard_port": 51820,
+    "wireguard_addresses": ["10.86.0.1/24"],
+    "wireguard_endpoint": "203.0.113.5:51820",
+    "wireguard_routed_networks": [],
+    "wireguard_peers": [{"host": "client1"}, {"name": "laptop", "addresses": ["10.86.0.50/32"]}],
+    "wireguard_persistent_keepalive": 25,
+    "wireguard_export_dir": "/tmp/export",  # noqa: S108 - a value, never created
+    "wireguard_before_units": ["mosquitto.service"],
+}
+
+
+def test_good_wireguard_settings_have_no_problem():
+    assert perimeter.wireguard_problems(GOOD_WG, ["client1", "broker1"]) == []
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    ({"wireguard_addresses": []}, "wireguard_addresses is empty"),
+    ({"wireguard_addresses": ["10.86.0.1"]}, "wireguard_addresses[0] ('10.86.0.1') has no prefix length"),
+    ({"wireguard_port": 0}, "wireguard_port"),
+    ({"wireguard_endpoint": "no port"}, "wireguard_endpoint"),
+    ({"wireguard_peers": [{"host": "ghost"}]}, "wireguard_peers[0].host ('ghost') is not a host of this inventory"),
+    ({"wireguard_peers": [{"host": "client1", "name": "x"}]}, "wireguard_peers[0] needs exactly one of host"),
+    ({"wireguard_peers": [{"name": "laptop"}]}, "wireguard_peers[0].addresses is missing"),
+    ({"wireguard_export_dir": ""}, "wireguard_export_dir is empty"),
+    ({"wireguard_endpoint": ""}, "wireguard_endpoint is empty"),
+    ({"wireguard_before_units": ["mosquitto"]}, "wireguard_before_units[0]"),
+    ({"wireguard_interface": "a-very-long-interface-name"}, "wireguard_interface"),
+])
+def test_bad_wireguard_settings_are_named(change, needle):
+    problems = perimeter.wireguard_problems({**GOOD_WG, **change}, ["client1"])
+    assert any(needle in p for p in problems), problems
+
+
+GOOD_VLAN = {"vlan_mode": "tagged", "vlan_parent": "eno1", "vlan_id": 86, "vlan_interface": "vlan86",
+             "vlan_address": "10.20.86.10/24", "vlan_gateway": ""}
+
+
+def test_good_vlan_settings_have_no_problem():
+    assert perimeter.vlan_problems(GOOD_VLAN) == []
+    assert perimeter.vlan_problems({**GOOD_VLAN, "vlan_mode": "untagged", "vlan_parent": "", "vlan_id": 0,
+                                    "vlan_interface": "eth0"}) == []
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    ({"vlan_id": 4095}, "vlan_id (4095) must be between 1 and 4094"),
+    ({"vlan_parent": ""}, "vlan_parent"),
+    ({"vlan_parent": "vlan86"}, "equals vlan_interface"),
+    ({"vlan_address": ""}, "vlan_address is empty"),
+    ({"vlan_address": "10.20.86.10"}, "has no prefix length"),
+    ({"vlan_gateway": "10.99.0.1"}, "vlan_gateway (10.99.0.1) is outside the segment 10.20.86.0/24"),
+    ({"vlan_interface": ""}, "vlan_interface"),
+])
+def test_bad_vlan_settings_are_named(change, needle):
+    problems = perimeter.vlan_problems({**GOOD_VLAN, **change})
+    assert any(needle in p for p in problems), problems
+
+
+def test_wireguard_keys_match_wg_semantics():
+    private = perimeter.wg_private_key()
+    assert len(base64.b64decode(private)) == 32
+    # RFC 7748 test vector (Alice): the public key of a known private key.
+    alice = base64.b64encode(bytes.fromhex(
+        "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")).decode()
+    assert base64.b64decode(perimeter.wg_public_key(alice)).hex() == (
+        "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
+    assert perimeter.wg_key_problem("abc") is not None
+    assert perimeter.wg_key_problem(private) is None
+
+
+def test_keygen_and_qr_write_owner_only_files(tmp_path: Path):
+    key = tmp_path / "export" / "laptop.key"
+    assert perimeter.main(["keygen", str(key)]) == 0
+    first = key.read_text()
+    assert perimeter.main(["keygen", str(key)]) == 0
+    assert key.read_text() == first, "keygen replaced an existing key"
+    assert (tmp_path / "export" / "laptop.key.pub").read_text().strip() == perimeter.wg_public_key(first)
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert oct(key.parent.stat().st_mode & 0o777) == "0o700"
+    conf = tmp_path / "export" / "laptop.conf"
+    conf.write_text("[Interface]\nPrivateKey = x\n")
+    png = tmp_path / "export" / "laptop.png"
+    assert perimeter.main(["qr", str(conf), str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert oct(png.stat().st_mode & 0o777) == "0o600"
+
+
+def _render(template: str, **variables) -> str:
+    import jinja2
+
+    root = Path(__file__).resolve().parents[2] / "roles" / "vlan" / "templates"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(root), keep_trailing_newline=True,  # noqa: S701 - renders config files, not HTML
+                             undefined=jinja2.StrictUndefined)
+    env.filters["comment"] = lambda text: "# " + text
+    return env.get_template(template).render(ansible_managed="Ansible managed", **variables)
+
+
+def _ini(text: str) -> dict[str, dict[str, str]]:
+    sections: dict[str, dict[str, str]] = {}
+    current = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), {})
+        else:
+            key, _, value = line.partition("=")
+            current[key] = value
+    return sections
+
+
+def test_tagged_vlan_renders_netdev_parent_and_segment():
+    variables = {**GOOD_VLAN}
+    netdev = _ini(_render("etc/systemd/network/vlan.netdev.j2", **variables))
+    assert netdev == {"NetDev": {"Name": "vlan86", "Kind": "vlan"}, "VLAN": {"Id": "86"}}
+    parent = _ini(_render("etc/systemd/network/parent.network.j2", **variables))
+    assert parent["Match"] == {"Name": "eno1"} and parent["Network"]["VLAN"] == "vlan86"
+    segment = _ini(_render("etc/systemd/network/segment.network.j2", **variables))
+    assert segment["Match"] == {"Name": "vlan86"}
+    assert segment["Network"]["Address"] == "10.20.86.10/24"
+    assert "Gateway" not in segment["Network"], "no default route through the segment unless asked"
+    with_gw = _ini(_render("etc/systemd/network/segment.network.j2", **{**variables, "vlan_gateway": "10.20.86.1"}))
+    assert with_gw["Network"]["Gateway"] == "10.20.86.1"
+
+
+def test_rendered_networkd_files_use_only_known_keys():
+    """No parser for .network/.netdev files runs outside networkd; pin the keys to networkd's documented set."""
+    known = {"NetDev": {"Name", "Kind"}, "VLAN": {"Id"}, "Match": {"Name"},
+             "Network": {"Address", "Gateway", "DHCP", "LinkLocalAddressing", "IPv6AcceptRA", "VLAN",
+                         "KeepConfiguration"}}
+    for template in ("etc/systemd/network/vlan.netdev.j2", "etc/systemd/network/parent.network.j2",
+                     "etc/systemd/network/segment.network.j2"):
+        for mode in ("tagged", "untagged"):
+            for section, keys in _ini(_render(template, **{**GOOD_VLAN, "vlan_mode": mode})).items():
+                assert set(keys) <= known[section], f"{template}: unknown keys {set(keys) - known[section]}"
