@@ -57,6 +57,37 @@ def with_collector(group: str = "collectors", **variables: object) -> Mutation:
     return apply
 
 
+def with_perimeter(where: str = "group_vars/perimeter", **variables: object) -> Mutation:
+    """Make sure the copy has the perimeter (broker1 in perimeter + wireguard, a VPN peer vpn1), then override.
+
+    ``where`` is group_vars/<group> or host_vars/<host> (a host's WireGuard settings are per host). When
+    the lab inventory already defines the perimeter groups they are kept as they are; otherwise a minimal
+    valid perimeter is added (vpn1 pinned like the other hosts).
+    """
+
+    def apply(inv) -> None:
+        hosts = inv.load("hosts.yml")
+        children = hosts["all"]["children"]
+        if "perimeter" not in children:
+            children["perimeter"] = {"hosts": {"broker1": None}}
+            inv.dump("group_vars/perimeter/perimeter.yml", {
+                "vlan_mode": "untagged", "vlan_interface": "eth0", "vlan_address": "172.29.83.10/24",
+                "nftables_management_cidrs": ["172.29.83.1/32"]})
+        if "wireguard" not in children:
+            children["wireguard"] = {"hosts": {"broker1": None, "vpn1": {
+                "ansible_host": "127.0.0.1", "ansible_port": 9, "pki_dir": str(inv.pki_dir)}}}
+            inv.dump("host_vars/broker1/wireguard.yml", {
+                "wireguard_addresses": ["10.83.0.1/24"], "wireguard_endpoint": "172.29.80.10:51820",
+                "wireguard_peers": [{"host": "vpn1"}]})
+            inv.dump("host_vars/vpn1/wireguard.yml", {
+                "wireguard_addresses": ["10.83.0.2/24"], "wireguard_peers": [{"host": "broker1"}]})
+        inv.dump("hosts.yml", hosts)
+        if variables:
+            inv.dump(f"{where}/zz_case.yml", variables)
+
+    return apply
+
+
 LISTENERS = [
     {"name": "password", "port": 8883, "authentication": "password"},
     {"name": "certificate", "port": 8884, "authentication": "certificate"},
@@ -162,6 +193,30 @@ CASES = [
          "fail2ban_banaction", "must be one of: nftables-allports, nftables-multiport"),
     Case("fail2ban-ignore-a-name", with_collector("brokers", fail2ban_ignore_ips=["monitor.example.internal"]),
          "fail2ban_ignore_ips", "IP addresses or networks"),
+    Case("nftables-no-management-cidrs", with_perimeter(nftables_management_cidrs=[]),
+         "nftables_management_cidrs", "is empty; SSH (the control path) would be blocked"),
+    Case("nftables-ssh-from-anywhere", with_perimeter(nftables_management_cidrs=["0.0.0.0/0"]),
+         "nftables_management_cidrs[0]", "opens SSH to every address"),
+    Case("nftables-revert-before-confirmation", with_perimeter(nftables_revert_after=30),
+         "nftables_revert_after", "must exceed nftables_confirm_timeout"),
+    Case("nftables-bad-log-prefix", with_perimeter(nftables_log_prefix='drop "now"'),
+         "nftables_log_prefix", "without quotes"),
+    Case("perimeter-mqtt-negative-rate", with_perimeter(perimeter_mqtt_rate=-5),
+         "nftables_rules[0].rate", "must be an integer >= 0"),
+    Case("vlan-id-4095", with_perimeter(vlan_mode="tagged", vlan_parent="eno1", vlan_interface="vlan83", vlan_id=4095),
+         "vlan_id", "must be between 1 and 4094"),
+    Case("vlan-gateway-outside-segment", with_perimeter(vlan_gateway="10.9.9.1"),
+         "vlan_gateway", "is outside the segment"),
+    Case("vlan-address-without-prefix", with_perimeter(vlan_address="172.29.83.10"),
+         "vlan_address", "has no prefix length"),
+    Case("wireguard-unknown-peer", with_perimeter("host_vars/broker1", wireguard_peers=[{"host": "ghost"}]),
+         "wireguard_peers[0].host", "is not a host of this inventory"),
+    Case("wireguard-address-without-prefix", with_perimeter("host_vars/broker1", wireguard_addresses=["10.83.0.9"]),
+         "wireguard_addresses[0]", "has no prefix length"),
+    Case("wireguard-external-peer-without-export-dir",
+         with_perimeter("host_vars/broker1", wireguard_export_dir="",
+                        wireguard_peers=[{"name": "laptop1", "addresses": ["10.83.0.50/32"]}]),
+         "wireguard_export_dir", "is empty but wireguard_peers lists peers Ansible does not manage"),
 ]
 
 
@@ -184,7 +239,8 @@ def test_bad_input_stops_before_any_host(case: Case, inventory_copy, run_playboo
     failed = run.failed_task
     assert failed is not None, f"no task failed:\n{run.output}"
     assert failed[0] == VALIDATION_PLAY
-    assert failed[1].startswith(("mosquitto : ", "pki : ", "log_collector : ", "log_shipping : ", "fail2ban : ")), \
+    assert failed[1].startswith(("mosquitto : ", "pki : ", "log_collector : ", "log_shipping : ", "fail2ban : ",
+                                "vlan : ", "nftables : ", "wireguard : ")), \
         f"unexpected failing task {failed[1]!r}"
     messages = "\n".join(run.error_messages)
     assert names_exactly(messages, case.path), f"no message names {case.path}:\n{messages or run.output}"
@@ -231,3 +287,17 @@ def test_valid_inventory_goes_on_to_the_hosts(inventory_copy, run_playbook) -> N
     assert run.contacted_a_host, f"the pinned host was not reported unreachable:\n{run.output}"
     assert run.plays[0] == VALIDATION_PLAY
     assert len(run.plays) > 1, run.output
+
+
+def test_inventory_with_perimeter_passes_validation(inventory_copy, run_playbook) -> None:
+    """Positive control for the perimeter cases: the copy with the perimeter and no override is valid."""
+    inv = inventory_copy("lab")
+    with_perimeter()(inv)
+
+    run = run_playbook("validate.yml", inv.path)
+
+    assert run.rc == 0, run.output
+    assert set(run.plays) == {VALIDATION_PLAY}
+    assert run.failed_task is None
+    assert not run.contacted_a_host, run.output
+    assert "Validate the wireguard variables" in run.output and "Validate the nftables variables" in run.output
