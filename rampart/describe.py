@@ -20,11 +20,14 @@ def _listener_ports(listeners: list[dict]) -> dict[str, int]:
 
 
 def describe(brokers: list[dict[str, Any]], clients: list[dict[str, Any]], ca_file: str,
-             client_cert_dir: str, include_passwords: bool = False) -> dict[str, Any]:
+             client_cert_dir: str, include_passwords: bool = False,
+             vantage_points: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Build the description.
 
     ``brokers``: one mapping per broker host with name, container, address, tls_server_name, listeners.
     ``clients``: mosquitto_clients as in the inventory.
+    ``vantage_points``: where the broker is (not) reachable from: name, container, role, can_reach_broker
+    and the broker address that vantage point would use (the perimeter, issue 4). Omitted when None.
     """
     out_brokers = []
     default_ports: dict[str, int] = {}
@@ -63,12 +66,22 @@ def describe(brokers: list[dict[str, Any]], clients: list[dict[str, Any]], ca_fi
         if port is not None and port != main_port:
             entry["port"] = port
         out_clients.append(entry)
-    return {
+    out = {
         "schema": SCHEMA_VERSION,
         "brokers": out_brokers,
         "ca_file": ca_file,
         "clients": out_clients,
     }
+    if vantage_points is not None:
+        out["vantage_points"] = [_vantage_point(v) for v in vantage_points]
+    return out
+
+
+def _vantage_point(v: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(v.get("can_reach_broker"), bool):
+        raise ValueError(f"vantage point {v.get('name')!r}: can_reach_broker must be true or false")
+    return {"name": v["name"], "container": v["container"], "role": v["role"],
+            "can_reach_broker": v["can_reach_broker"], "broker_address": v.get("broker_address")}
 
 
 def _expand(topic: str, name: str) -> str:

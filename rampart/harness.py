@@ -275,6 +275,19 @@ def run_systemd_container(name: str, image: str, network: str, ip: str | None = 
     return True
 
 
+def connect_network(container: str, network: str, ip: str | None = None) -> bool:
+    """Attach a running container to one more Docker network (at ``ip``) unless it is; True when attached.
+
+    The container's interfaces follow the order of attachment: the network it was started on is eth0,
+    the first one connected here eth1, and so on.
+    """
+    res = docker("container", "inspect", "--format", "{{json .NetworkSettings.Networks}}", container)
+    if network in (json.loads(res.stdout.strip() or "null") or {}):
+        return False
+    docker("network", "connect", *(["--ip", ip] if ip else []), network, container)
+    return True
+
+
 def remove_owned(owner: str) -> list[str]:
     """Remove every container, network and volume labelled with ``owner``; returns what went."""
     gone = []

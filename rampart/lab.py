@@ -47,7 +47,33 @@ def inventory() -> dict:
     hosts = {name: hv for name, hv in sorted(hostvars.items())}
     first = next(iter(hosts.values()))
     return {"hosts": hosts, "network": first["lab_network"], "subnet": first["lab_network_subnet"],
-            "platform": first["lab_platform"]}
+            "platform": first["lab_platform"],
+            # The perimeter (issue 4): more networks (the "wan") and containers Ansible does not manage.
+            "networks": first.get("lab_networks") or {first["lab_network"]: first["lab_network_subnet"]},
+            "unmanaged": first.get("lab_unmanaged") or []}
+
+
+def plan(inv: dict) -> list[dict]:
+    """One entry per lab container: name, container, network + ip (eth0), extra networks, managed or not.
+
+    A host's first network is its ``lab_network`` (default: the lab's), at its ``ansible_host``; its
+    ``lab_extra_networks`` ([{network, address}]) follow as eth1, eth2... Entries of ``lab_unmanaged``
+    ([{name, network, address}]) are containers no play manages (the outsider vantage point).
+    """
+    out = []
+    for host, hv in inv["hosts"].items():
+        out.append({"name": host, "container": CONTAINER_PREFIX + host,
+                    "network": hv.get("lab_network", inv["network"]), "ip": hv["ansible_host"],
+                    "extra": [(n["network"], n["address"]) for n in hv.get("lab_extra_networks") or []],
+                    "managed": True})
+    for extra in inv["unmanaged"]:
+        out.append({"name": extra["name"], "container": CONTAINER_PREFIX + extra["name"],
+                    "network": extra["network"], "ip": extra["address"], "extra": [], "managed": False})
+    for entry in out:
+        for network in [entry["network"], *[n for n, _ in entry["extra"]]]:
+            if network not in inv["networks"]:
+                raise SystemExit(f"lab: {entry['name']} uses network {network}, which lab_networks does not define")
+    return out
 
 
 def ensure_ssh_key() -> Path:
@@ -113,17 +139,23 @@ def up(args: argparse.Namespace) -> int:
     image = harness.ensure_images([inv["platform"]])[inv["platform"]]
     key = ensure_ssh_key()
     pubkey = (key.with_suffix(".pub")).read_text().strip()
-    created = harness.ensure_network(inv["network"], inv["subnet"], OWNER)
+    created = False
+    for network, subnet in inv["networks"].items():
+        created |= harness.ensure_network(network, subnet, OWNER)
     known = []
-    for host, hv in inv["hosts"].items():
-        container = CONTAINER_PREFIX + host
-        created |= harness.run_systemd_container(container, image, inv["network"], hv["ansible_host"],
-                                                 hostname=host, owner=OWNER)
-        authorise(container, pubkey)
-        known.append(host_key_line(container, hv["ansible_host"]))
+    containers = plan(inv)
+    for entry in containers:
+        created |= harness.run_systemd_container(entry["container"], image, entry["network"], entry["ip"],
+                                                 hostname=entry["name"], owner=OWNER)
+        for network, address in entry["extra"]:
+            created |= harness.connect_network(entry["container"], network, address)
+        if entry["managed"]:
+            authorise(entry["container"], pubkey)
+            known.append(host_key_line(entry["container"], entry["ip"]))
     (SSH_DIR / "known_hosts").write_text("\n".join(known) + "\n")
-    for hv in inv["hosts"].values():
-        wait_for_ssh(hv["ansible_host"], key)
+    for entry in containers:
+        if entry["managed"]:
+            wait_for_ssh(entry["ip"], key)
     rc, out = playbook("site.yml", *args.ansible_args)
     if rc != 0:
         print(f"lab: converging site.yml failed (rc={rc})", file=sys.stderr)
