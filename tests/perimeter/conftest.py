@@ -38,6 +38,18 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("broker", DESC["brokers"], ids=[b["name"] for b in DESC["brokers"]], scope="module")
 
 
+CA_IN_CONTAINERS = "/root/rampart-perimeter-ca.crt"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ca_in_vantage_points():
+    """The probes verify the broker with the deployment's CA: copy it into each client container."""
+    ca = Path(DESC["ca_file"]).read_text()
+    for key in ("segment_client", "vpn_client"):
+        res = docker_exec(DESC[key]["container"], "sh", "-c", f"cat > {CA_IN_CONTAINERS}", stdin=ca)
+        assert res.returncode == 0, res.stderr
+
+
 @pytest.fixture(scope="session")
 def desc() -> dict:
     return DESC
@@ -65,7 +77,7 @@ def mqtt_roundtrip(container: str, broker: dict, address: str, port: int | None 
     """TLS + MQTT CONNECT with the probe client, then a subscribe/publish round trip, from ``container``."""
     client = DESC["probe_client"]
     return probe(container, "mqtt", address, port or broker["ports"][0], broker["tls_server_name"],
-                 DESC["ca_on_clients"], client["username"], client["password"], "commands/perimeter-probe")
+                 CA_IN_CONTAINERS, client["username"], client["password"], "commands/perimeter-probe")
 
 
 @pytest.fixture(scope="module")
