@@ -30,6 +30,19 @@ def test_failed_login_reaches_the_collector_within_10_seconds(broker, attacker, 
     assert files.count(host, "disconnected, not authorised") > 0
 
 
+@pytest.mark.parametrize(("facility", "ident"), [
+    ("authpriv.notice", "sshd"),  # auth logs
+    ("daemon.info", "systemd"),  # system logs
+    ("kern.warning", "rampart-drop"),  # a firewall drop log, whatever carries it into the journal
+])
+def test_every_kind_of_log_is_shipped(broker, files, facility, ident):
+    """Not only the broker's own log: auth, system and firewall lines reach the collector too."""
+    line = marker(f"kind-{ident}")
+    host = hostname(broker["container"])
+    sh(broker["container"], f"logger -p {facility} -t {ident} {line}")
+    wait_for(lambda: files.count(host, line) == 1, timeout=10, what=f"the {facility} line on the collector")
+
+
 def _collector_down(collector) -> None:
     # syslog.socket would start rsyslog again as soon as journald forwards a line.
     dexec(collector["container"], "systemctl", "stop", "syslog.socket", "rsyslog.service")
