@@ -4,7 +4,8 @@ What to test comes from a deployment description (the .lab/lab.json schema), wri
 inventory that drove the deployment:
   RAMPART_TARGET     path of the description (default .lab/lab.json)
   RAMPART_INVENTORY  Ansible inventory of the same hosts (testinfra checks, converges)
-  RAMPART_CONVERGE   JSON list: the command that converges them (tests add -e @extra-vars)
+  RAMPART_CONVERGE   JSON list: the command that converges the brokers (tests add -e @extra-vars);
+                     default: playbooks/broker.yml on inventories/lab (the tests change only the broker)
 scripts/test sets these for the lab; molecule/default/verify.yml for Molecule.
 """
 
@@ -139,7 +140,7 @@ def converge(extra_vars: dict | None, tmp_path: Path, *args: str) -> tuple[int, 
     """Run the deployment's converge command (plus args, e.g. --check); returns (rc, output, total changed)."""
     cmd = json.loads(os.environ.get("RAMPART_CONVERGE", json.dumps(
         [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(REPO / "inventories" / "lab"),
-         str(REPO / "playbooks" / "site.yml")])))
+         str(REPO / "playbooks" / "broker.yml")])))
     if extra_vars is not None:
         path = tmp_path / f"extra-{uuid.uuid4().hex[:6]}.json"
         path.write_text(json.dumps(extra_vars))

@@ -136,11 +136,11 @@ def test_renewal_window_and_server_rotation_under_a_live_subscriber(tmp_path):
     before_server = {b["name"]: server_certificate(b) for b in LAB["brokers"]}
     before_client = leaf(keep["certfile"])
     now = datetime.now(UTC)
-    remaining = min(c.not_valid_after_utc for c in [*before_server.values(), before_client]) - now
-    valid_days = remaining.days + 3  # new certificates outlive the current ones
+    left = [c.not_valid_after_utc - now for c in [*before_server.values(), before_client]]
+    valid_days = max(left).days + 3  # new certificates outlive the current ones
 
     # Outside the window (the window is wide, but every certificate still has more days left): nothing re-issued.
-    outside = {"pki_cert_valid_days": valid_days, "pki_renew_before_days": max(remaining.days - 1, 1)}
+    outside = {"pki_cert_valid_days": valid_days, "pki_renew_before_days": max(min(left).days - 1, 1)}
     rc, out, _ = converge(outside, tmp_path)
     assert rc == 0, out[-3000:]
     for broker in LAB["brokers"]:
@@ -148,7 +148,7 @@ def test_renewal_window_and_server_rotation_under_a_live_subscriber(tmp_path):
     assert leaf(keep["certfile"]).serial_number == before_client.serial_number
 
     # Inside the window: re-issued, and the broker rotates its server certificate with a SIGHUP.
-    inside = {"pki_cert_valid_days": valid_days, "pki_renew_before_days": remaining.days + 2}
+    inside = {"pki_cert_valid_days": valid_days, "pki_renew_before_days": max(left).days + 2}
     with live_subscribers() as live:
         rc, out, _ = converge(inside, tmp_path)
         assert rc == 0, out[-3000:]
