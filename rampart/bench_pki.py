@@ -32,7 +32,8 @@ from pathlib import Path
 import yaml
 from cryptography import x509
 
-from rampart import REPO_ROOT, pki
+from ansible_collections.rampart.mqtt.plugins.module_utils import pki
+from rampart import REPO_ROOT
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 RECAP_RE = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
@@ -44,7 +45,7 @@ ROLE_PLAY = [
         "gather_facts": False,
         "roles": [
             {
-                "role": "pki",
+                "role": "rampart.mqtt.pki",
                 "vars": {"pki_dir": "{{ bench_dir }}/ours", "pki_client_certificates": "{{ bench_names }}"},
             }
         ],
@@ -108,7 +109,7 @@ def _environment(work: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         ANSIBLE_CONFIG=str(work / "ansible.cfg"),
-        ANSIBLE_ROLES_PATH=str(REPO_ROOT / "roles"),
+        ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT),
         ANSIBLE_LOCAL_TEMP=str(work / ".ansible-tmp"),
         ANSIBLE_NOCOLOR="1",
         PATH=f"{ANSIBLE_PLAYBOOK.parent}:{env.get('PATH', '/usr/bin:/bin')}",

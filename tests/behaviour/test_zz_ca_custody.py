@@ -41,7 +41,7 @@ def generation(cert) -> int:
 
 
 def pki_cli(*args: str) -> None:
-    res = subprocess.run([sys.executable, "-m", "rampart.pki", *args], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "rampart.pkitool", *args], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 
 

@@ -9,7 +9,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from rampart import logship, pki
+from ansible_collections.rampart.mqtt.plugins.module_utils import logship, pki
+from rampart import logprobe
 
 from .conftest import dexec, hostname, marker, sh, wait_for
 
@@ -18,11 +19,11 @@ def test_failed_login_reaches_the_collector_within_10_seconds(broker, attacker, 
     """A failed MQTT login (unknown user) is in the collector's file for that broker within 10 s."""
     name = marker("failed-login")
     host = hostname(broker["container"])
-    argv = logship.attacker_argv("login", broker["address"], broker["port"], 1, username=name,
+    argv = logprobe.attacker_argv("login", broker["address"], broker["port"], 1, username=name,
                                  password="not-the-password", client_id=name)
     started = time.monotonic()
     out = dexec(attacker["container"], *argv).stdout
-    assert logship.attacker_results(out) == ["connack:5"], out
+    assert logprobe.attacker_results(out) == ["connack:5"], out
 
     wait_for(lambda: files.count(host, name) > 0, timeout=10, what=f"{name} in {files.path(host)}")
     delay = time.monotonic() - started
@@ -144,7 +145,7 @@ def test_collector_refuses_a_certificate_from_another_ca(lab, collector, files, 
 
     ours, theirs = marker("our-ca"), marker("foreign-ca")
     probe_host = "rampart-relp-probe"
-    replies = logship.relp_send(collector["address"], port, _relp_context(pki_dir, pki_dir / "clients" / client),
+    replies = logprobe.relp_send(collector["address"], port, _relp_context(pki_dir, pki_dir / "clients" / client),
                                 server_name, [f"<13>{time.strftime('%b %e %H:%M:%S')} {probe_host} probe: {ours}"])
     assert replies == ["200 OK", "200 OK"], replies
     wait_for(lambda: files.count(probe_host, ours) == 1, timeout=10, what="the positive control's line")
@@ -153,7 +154,7 @@ def test_collector_refuses_a_certificate_from_another_ca(lab, collector, files, 
     pki.ensure_ca(foreign, common_name="Foreign CA")
     pki.issue(foreign, [{"name": client, "profile": "client"}])
     with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
-        logship.relp_send(collector["address"], port, _relp_context(pki_dir, foreign / "clients" / client),
+        logprobe.relp_send(collector["address"], port, _relp_context(pki_dir, foreign / "clients" / client),
                           server_name, [f"<13>{time.strftime('%b %e %H:%M:%S')} {probe_host} probe: {theirs}"])
     time.sleep(3)
     assert files.count(probe_host, theirs) == 0

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from rampart import logship, mqttprobe
+from rampart import logprobe, mqttprobe
 
 from .conftest import dexec, marker, sh, wait_for
 
@@ -36,9 +36,9 @@ def test_attacker_is_banned_others_are_not_and_the_ban_expires(lab, broker, atta
     assert _legit_connects(lab, broker, publisher), "the legitimate client cannot connect before the attack"
     assert attacker["address"] not in _banned(broker, jail)
 
-    out = dexec(attacker["container"], *logship.attacker_argv(
+    out = dexec(attacker["container"], *logprobe.attacker_argv(
         mode, broker["address"], broker["port"], tries, username=name, password="wrong-" + name, client_id=name)).stdout
-    results = logship.attacker_results(out)
+    results = logprobe.attacker_results(out)
     expected = "connack:5" if mode == "login" else "connected"
     assert results.count(expected) >= min(tries, f2b["auth_maxretry"]), out
 
@@ -48,7 +48,7 @@ def test_attacker_is_banned_others_are_not_and_the_ban_expires(lab, broker, atta
           f"{time.monotonic() - started:.1f} s after the last try")
     assert attacker["address"] in sh(broker["container"], "nft list table inet f2b-table")
 
-    blocked = logship.attacker_results(dexec(attacker["container"], *logship.attacker_argv(
+    blocked = logprobe.attacker_results(dexec(attacker["container"], *logprobe.attacker_argv(
         "login", broker["address"], broker["port"], 1, username=name, password="x", client_id=name)).stdout)
     assert blocked[0].startswith("error:"), f"the banned attacker still reached the broker: {blocked}"
     assert _legit_connects(lab, broker, publisher), "the legitimate client was locked out by the attacker's ban"
@@ -57,6 +57,6 @@ def test_attacker_is_banned_others_are_not_and_the_ban_expires(lab, broker, atta
     wait_for(lambda: attacker["address"] not in _banned(broker, jail), timeout=f2b["bantime"] + 30, interval=1,
              what="the ban to expire")
     print(f"BENCHMARK ban lifted after {time.monotonic() - banned_at:.1f} s (bantime {f2b['bantime']} s)")
-    again = logship.attacker_results(dexec(attacker["container"], *logship.attacker_argv(
+    again = logprobe.attacker_results(dexec(attacker["container"], *logprobe.attacker_argv(
         "connect", broker["address"], broker["port"], 1)).stdout)
     assert again == ["connected"], f"the attacker is still blocked after the ban expired: {again}"

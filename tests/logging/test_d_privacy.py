@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from rampart import logship, mqttprobe
+from rampart import logprobe, mqttprobe
 
 from .conftest import dexec, hostname, marker, sh, wait_for
 
@@ -42,10 +42,10 @@ def test_payloads_and_passwords_stay_out_of_every_log(lab, broker, attacker, pub
         session.publish(topic, payload, qos=1)
     finally:
         session.close()
-    out = dexec(attacker["container"], *logship.attacker_argv(
+    out = dexec(attacker["container"], *logprobe.attacker_argv(
         "login", broker["address"], broker["port"], 1, username=publisher["username"], password=password,
         client_id=name)).stdout
-    assert logship.attacker_results(out) == ["connack:5"], out
+    assert logprobe.attacker_results(out) == ["connack:5"], out
 
     # A line logged after both is on the collector, so the searches below see everything before it
     # (one sender's lines arrive in order); the search itself must find what is there.

@@ -10,13 +10,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rampart import logship, mqttprobe, pki
+from ansible_collections.rampart.mqtt.plugins.module_utils import logship, pki
+from rampart import logprobe, mqttprobe
+
+ROLES_DIR = Path(__file__).resolve().parents[2] / "ansible_collections" / "rampart" / "mqtt" / "roles"
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_default_port_is_the_collector_roles_default():
-    defaults = yaml.safe_load((REPO / "roles" / "log_collector" / "defaults" / "main.yml").read_text())
+    defaults = yaml.safe_load((ROLES_DIR / "log_collector" / "defaults" / "main.yml").read_text())
     assert defaults["log_collector_port"] == logship.DEFAULT_PORT
 
 
@@ -56,26 +59,26 @@ def test_is_ip_address(value, expected):
 
 
 def test_relp_frames_round_trip():
-    data = logship.relp_frame(1, "rsp", b"200 OK") + logship.relp_frame(2, "serverclose") + b"3 rsp 6 20"
-    frames, rest = logship.parse_relp_frames(data)
+    data = logprobe.relp_frame(1, "rsp", b"200 OK") + logprobe.relp_frame(2, "serverclose") + b"3 rsp 6 20"
+    frames, rest = logprobe.parse_relp_frames(data)
     assert frames == [(1, "rsp", b"200 OK"), (2, "serverclose", b"")]
     assert rest == b"3 rsp 6 20"
     with pytest.raises(ValueError):
-        logship.parse_relp_frames(b"x open 3 abc\n")
+        logprobe.parse_relp_frames(b"x open 3 abc\n")
 
 
 def test_attacker_argv_carries_a_valid_connect_packet():
-    argv = logship.attacker_argv("login", "192.0.2.7", 8883, 4, username="u", password="p", client_id="c")
+    argv = logprobe.attacker_argv("login", "192.0.2.7", 8883, 4, username="u", password="p", client_id="c")
     assert argv[:2] == ["python3", "-c"]
     assert argv[3:7] == ["login", "192.0.2.7", "8883", "4"]
     assert bytes.fromhex(argv[7]) == mqttprobe.connect_packet("c", "u", "p")
-    compile(logship.ATTACKER_SCRIPT, "attacker", "exec")
+    compile(logprobe.ATTACKER_SCRIPT, "attacker", "exec")
     with pytest.raises(ValueError):
-        logship.attacker_argv("smash", "192.0.2.7", 8883, 1)
+        logprobe.attacker_argv("smash", "192.0.2.7", 8883, 1)
 
 
 def test_attacker_results():
-    assert logship.attacker_results("connack 5\nerror TimeoutError\nconnected\n\n") == [
+    assert logprobe.attacker_results("connack 5\nerror TimeoutError\nconnected\n\n") == [
         "connack:5", "error:TimeoutError", "connected"]
 
 
@@ -102,12 +105,12 @@ def relp_server(tmp_path):
                     if not chunk:
                         return
                     buffer += chunk
-                    frames, buffer = logship.parse_relp_frames(buffer)
+                    frames, buffer = logprobe.parse_relp_frames(buffer)
                     for txnr, command, data in frames:
                         if command == "close":
                             return
                         received.append(data)
-                        s.sendall(logship.relp_frame(txnr, "rsp", b"200 OK"))
+                        s.sendall(logprobe.relp_frame(txnr, "rsp", b"200 OK"))
         except (ssl.SSLError, OSError):
             return
 
@@ -122,6 +125,6 @@ def test_relp_send_opens_a_session_and_gets_every_line_acknowledged(relp_server)
     pki_dir, port, received = relp_server
     ctx = ssl.create_default_context(cafile=str(pki_dir / "ca/ca.crt"))
     ctx.load_cert_chain(pki_dir / "clients/cli/chain.pem", pki_dir / "clients/cli/key.pem")
-    replies = logship.relp_send("127.0.0.1", port, ctx, "collector.test", ["<13>one", "<13>two"])
+    replies = logprobe.relp_send("127.0.0.1", port, ctx, "collector.test", ["<13>one", "<13>two"])
     assert replies == ["200 OK"] * 3
-    assert received == [logship.RELP_OFFER, b"<13>one", b"<13>two"]
+    assert received == [logprobe.RELP_OFFER, b"<13>one", b"<13>two"]

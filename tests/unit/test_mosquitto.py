@@ -2,7 +2,7 @@
 
 import pytest
 
-from rampart import describe, mosquitto
+from ansible_collections.rampart.mqtt.plugins.module_utils import describe, mosquitto
 
 LISTENERS = [{"name": "password", "port": 8883, "authentication": "password"},
              {"name": "certificate", "port": 8884, "authentication": "certificate"}]

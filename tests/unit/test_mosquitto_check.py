@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from rampart import mosquitto
+from ansible_collections.rampart.mqtt.plugins.module_utils import mosquitto
 
-TOOL = Path(__file__).resolve().parents[2] / "roles" / "mosquitto" / "files" / "rampart-mosquitto-check"
+ROLES_DIR = Path(__file__).resolve().parents[2] / "ansible_collections" / "rampart" / "mqtt" / "roles"
+
+TOOL = ROLES_DIR / "mosquitto" / "files" / "rampart-mosquitto-check"
 
 
 @pytest.fixture(scope="module")

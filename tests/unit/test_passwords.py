@@ -1,6 +1,6 @@
 import pytest
 
-from rampart import passwords
+from ansible_collections.rampart.mqtt.plugins.module_utils import passwords
 
 # Test vectors from mosquitto_facts.md section 3.3: the upstream test suite ($6$) and lines written by
 # Debian 12's mosquitto_passwd 2.0.11 ($7$).

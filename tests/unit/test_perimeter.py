@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rampart import perimeter
+from ansible_collections.rampart.mqtt.plugins.module_utils import perimeter
+
+ROLES_DIR = Path(__file__).resolve().parents[2] / "ansible_collections" / "rampart" / "mqtt" / "roles"
 
 GOOD_NFT = {
     "nftables_table": "rampart",
@@ -161,7 +163,7 @@ def test_keygen_and_qr_write_owner_only_files(tmp_path: Path):
 def _render(template: str, **variables) -> str:
     import jinja2
 
-    root = Path(__file__).resolve().parents[2] / "roles" / "vlan" / "templates"
+    root = ROLES_DIR / "vlan" / "templates"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(root), keep_trailing_newline=True,  # noqa: S701 - renders config files, not HTML
                              undefined=jinja2.StrictUndefined)
     env.filters["comment"] = lambda text: "# " + text

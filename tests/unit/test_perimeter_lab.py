@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rampart import describe, lab
+from ansible_collections.rampart.mqtt.plugins.module_utils import describe
+from rampart import lab
 
 
 def _inv(**extra):

@@ -27,7 +27,8 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from rampart import pki
+from ansible_collections.rampart.mqtt.plugins.module_utils import pki
+from rampart import pkitool
 
 SERVER = {
     "name": "broker1",
@@ -984,11 +985,11 @@ def test_backup_and_restore_then_issue_and_revoke(three_clients: Path, tmp_path:
 
 def test_backup_cli(three_clients: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     archive = tmp_path / "b.tar.gz"
-    assert pki.main(["backup", str(three_clients), str(archive)]) == 0
+    assert pkitool.main(["backup", str(three_clients), str(archive)]) == 0
     assert json.loads(capsys.readouterr().out)["path"] == str(archive)
-    assert pki.main(["restore", str(archive), str(tmp_path / "r")]) == 0
+    assert pkitool.main(["restore", str(archive), str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "ca" / "intermediate.key").exists()
-    assert pki.main(["restore", str(archive), str(tmp_path / "r")]) == 1
+    assert pkitool.main(["restore", str(archive), str(tmp_path / "r")]) == 1
     assert "not empty" in capsys.readouterr().err
 
 

@@ -13,9 +13,12 @@ from unittest import mock
 import yaml
 from cryptography import x509
 
-from rampart import REPO_ROOT, pki
+from ansible_collections.rampart.mqtt.plugins.module_utils import pki
+from rampart import REPO_ROOT
 
-ROLE = REPO_ROOT / "roles" / "pki"
+COLLECTION = REPO_ROOT / "ansible_collections" / "rampart" / "mqtt"
+ROLE = COLLECTION / "roles" / "pki"
+PLUGINS = COLLECTION / "plugins"
 ANSIBLE_PLAYBOOK = Path(sys.prefix) / "bin" / "ansible-playbook"
 RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -49,14 +52,15 @@ def start_role(tmp_path: Path, role_vars: dict, *args: str, inventory: dict = IN
         "stdout_callback = ansible.builtin.default\n"
     )
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
-    play = [{"name": "Apply pki", "hosts": "all", "gather_facts": False, "roles": [{"role": "pki", "vars": role_vars}]}]
+    role = {"role": "rampart.mqtt.pki", "vars": role_vars}
+    play = [{"name": "Apply pki", "hosts": "all", "gather_facts": False, "roles": [role]}]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
     env = {
         "PATH": f"{ANSIBLE_PLAYBOOK.parent}:/usr/bin:/bin",
         "HOME": str(tmp_path),
         "LANG": "C.UTF-8",
         "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(REPO_ROOT / "roles"),
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT),
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-tmp"),
         "ANSIBLE_NOCOLOR": "1",
     }
@@ -236,11 +240,11 @@ def _load(name: str, path: Path):
 
 
 def _action_argument_spec() -> dict:
-    return _load("rampart_pki_action", ROLE / "action_plugins" / "rampart_pki.py").ARGUMENT_SPEC
+    return _load("rampart_pki_action", PLUGINS / "action" / "pki.py").ARGUMENT_SPEC
 
 
 def test_docs_stub_agrees_with_action_argument_spec() -> None:
-    stub = ast.parse((ROLE / "library" / "rampart_pki.py").read_text())
+    stub = ast.parse((PLUGINS / "modules" / "pki.py").read_text())
     doc = next(
         n.value.value
         for n in stub.body
@@ -267,7 +271,7 @@ def test_docs_stub_agrees_with_action_argument_spec() -> None:
 def _run_action(args: dict, *, check: bool = False, diff: bool = False) -> tuple[dict, mock.MagicMock]:
     from ansible.playbook.play_context import PlayContext
 
-    action = _load("rampart_pki_action", ROLE / "action_plugins" / "rampart_pki.py")
+    action = _load("rampart_pki_action", PLUGINS / "action" / "pki.py")
     task = mock.MagicMock(args=args, check_mode=check, diff=diff, async_val=0)
     connection = mock.MagicMock()
     plugin = action.ActionModule(

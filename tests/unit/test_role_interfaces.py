@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "roles").iterdir() if p.is_dir())
+ROLES_DIR = Path(__file__).resolve().parents[2] / "ansible_collections" / "rampart" / "mqtt" / "roles"
+
+ROLES = sorted(p for p in (ROLES_DIR).iterdir() if p.is_dir())
 
 
 @pytest.fixture(params=ROLES, ids=[r.name for r in ROLES])

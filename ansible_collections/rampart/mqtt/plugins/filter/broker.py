@@ -1,0 +1,37 @@
+"""Filters for the mosquitto role: thin wrappers over module_utils.mosquitto and .passwords (unit-tested there)."""
+
+from __future__ import annotations
+
+import base64
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.rampart.mqtt.plugins.module_utils import mosquitto, passwords
+
+
+def mosquitto_problems(settings: dict) -> list[str]:
+    """Every problem in the role's variables (empty when valid)."""
+    return mosquitto.validate(dict(settings))
+
+
+def mosquitto_password_file(clients: list, existing_b64: str = "", iterations: int = 10000) -> str:
+    """The password file: unchanged users keep their line, changed ones get a new hash."""
+    existing = base64.b64decode(existing_b64).decode() if existing_b64 else ""
+    try:
+        return passwords.render_file(mosquitto.password_users(list(clients)), existing, int(iterations))
+    except ValueError as exc:
+        raise AnsibleFilterError(f"mosquitto_clients: {exc}") from None
+
+
+def mosquitto_acl_lines(clients: list, patterns: list | None = None) -> list[str]:
+    """The ACL file body, one string per line."""
+    return mosquitto.acl_lines(list(clients), list(patterns or []))
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "mosquitto_problems": mosquitto_problems,
+            "mosquitto_password_file": mosquitto_password_file,
+            "mosquitto_acl_lines": mosquitto_acl_lines,
+        }

@@ -1,0 +1,55 @@
+"""Filters for the perimeter roles (vlan, nftables, wireguard) and their wiring; logic in module_utils.perimeter."""
+
+from __future__ import annotations
+
+from ansible_collections.rampart.mqtt.plugins.module_utils import perimeter
+
+
+def vlan_problems(settings: dict) -> list[str]:
+    return perimeter.vlan_problems(dict(settings))
+
+
+def nftables_problems(settings: dict) -> list[str]:
+    return perimeter.nftables_problems(dict(settings))
+
+
+def nftables_rules(rules: list) -> list[dict]:
+    return perimeter.nftables_rules([dict(r) for r in rules])
+
+
+def cidrs_by_family(values: list) -> dict:
+    return perimeter.cidrs_by_family([str(v) for v in values])
+
+
+def wireguard_problems(settings: dict, inventory_hosts: list) -> list[str]:
+    return perimeter.wireguard_problems(dict(settings), [str(h) for h in inventory_hosts])
+
+
+def network(value: str) -> str:
+    """10.86.0.2/24 -> 10.86.0.0/24."""
+    return perimeter.network(str(value))
+
+
+def address(value: str) -> str:
+    """10.86.0.2/24 -> 10.86.0.2."""
+    return perimeter.address(str(value))
+
+
+def host_cidr(value: str) -> str:
+    """10.86.0.2/24 -> 10.86.0.2/32 (what a hub routes to one peer)."""
+    addr = perimeter.address(str(value))
+    return f"{addr}/{128 if ':' in addr else 32}"
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "vlan_problems": vlan_problems,
+            "nftables_problems": nftables_problems,
+            "nftables_rules": nftables_rules,
+            "cidrs_by_family": cidrs_by_family,
+            "wireguard_problems": wireguard_problems,
+            "network": network,
+            "address": address,
+            "host_cidr": host_cidr,
+        }

@@ -1,0 +1,33 @@
+"""How the tools reach the collection's Python (its module_utils), one way for every tool.
+
+The tools (lab, benchmarks, probes, custody commands) reuse the logic the rampart.mqtt collection
+ships; the collection never imports the tools. In this repository the collection is
+``ansible_collections/rampart/mqtt`` next to this package; elsewhere (a user's own repository, AWX) it
+is wherever ``ansible-galaxy collection install`` put it, which Ansible's own collection loader finds
+through the configured collections paths.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+PACKAGE = "ansible_collections.rampart.mqtt.plugins.module_utils"
+
+
+def module_utils(name: str) -> ModuleType:
+    """``ansible_collections.rampart.mqtt.plugins.module_utils.<name>``, loaded from the installed collection."""
+    try:
+        return importlib.import_module(f"{PACKAGE}.{name}")
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("ansible_collections.rampart"):
+            raise
+    from ansible.plugins.loader import init_plugin_loader  # Ansible's finder over COLLECTIONS_PATHS
+
+    init_plugin_loader()
+    try:
+        return importlib.import_module(f"{PACKAGE}.{name}")
+    except ModuleNotFoundError as exc:
+        raise SystemExit(f"rampart: the rampart.mqtt collection is not installed where Ansible looks for collections "
+                         f"({exc}); run scripts/bootstrap in the checkout, or `ansible-galaxy collection install` "
+                         "the release tarball") from None
