@@ -30,9 +30,9 @@ import time
 from pathlib import Path
 
 import yaml
+from ansible_collections.rampart.mqtt.plugins.module_utils import pki
 from cryptography import x509
 
-from ansible_collections.rampart.mqtt.plugins.module_utils import pki
 from rampart import REPO_ROOT
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
@@ -109,7 +109,7 @@ def _environment(work: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         ANSIBLE_CONFIG=str(work / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT),
+        ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / ".collections"),
         ANSIBLE_LOCAL_TEMP=str(work / ".ansible-tmp"),
         ANSIBLE_NOCOLOR="1",
         PATH=f"{ANSIBLE_PLAYBOOK.parent}:{env.get('PATH', '/usr/bin:/bin')}",

@@ -1,10 +1,10 @@
 """How the tools reach the collection's Python (its module_utils), one way for every tool.
 
 The tools (lab, benchmarks, probes, custody commands) reuse the logic the rampart.mqtt collection
-ships; the collection never imports the tools. In this repository the collection is
-``ansible_collections/rampart/mqtt`` next to this package; elsewhere (a user's own repository, AWX) it
-is wherever ``ansible-galaxy collection install`` put it, which Ansible's own collection loader finds
-through the configured collections paths.
+ships; the collection never imports the tools. In this repository the collection is the repository
+itself, linked as ``.collections/ansible_collections/rampart/mqtt`` by scripts/bootstrap; elsewhere (a
+user's own repository, AWX) it is wherever ``ansible-galaxy collection install`` put it. Ansible's own
+collection loader finds either through the configured collections paths.
 """
 
 from __future__ import annotations

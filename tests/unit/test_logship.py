@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ansible_collections.rampart.mqtt.plugins.module_utils import logship, pki
+
 from rampart import logprobe, mqttprobe
 
-ROLES_DIR = Path(__file__).resolve().parents[2] / "ansible_collections" / "rampart" / "mqtt" / "roles"
+ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,7 +1,6 @@
 """rampart.mosquitto: validation rules and the ACL file."""
 
 import pytest
-
 from ansible_collections.rampart.mqtt.plugins.module_utils import describe, mosquitto
 
 LISTENERS = [{"name": "password", "port": 8883, "authentication": "password"},

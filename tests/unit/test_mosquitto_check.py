@@ -9,10 +9,9 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
 from ansible_collections.rampart.mqtt.plugins.module_utils import mosquitto
 
-ROLES_DIR = Path(__file__).resolve().parents[2] / "ansible_collections" / "rampart" / "mqtt" / "roles"
+ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 
 TOOL = ROLES_DIR / "mosquitto" / "files" / "rampart-mosquitto-check"
 

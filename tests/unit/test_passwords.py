@@ -1,5 +1,4 @@
 import pytest
-
 from ansible_collections.rampart.mqtt.plugins.module_utils import passwords
 
 # Test vectors from mosquitto_facts.md section 3.3: the upstream test suite ($6$) and lines written by

@@ -6,10 +6,9 @@ import base64
 from pathlib import Path
 
 import pytest
-
 from ansible_collections.rampart.mqtt.plugins.module_utils import perimeter
 
-ROLES_DIR = Path(__file__).resolve().parents[2] / "ansible_collections" / "rampart" / "mqtt" / "roles"
+ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 
 GOOD_NFT = {
     "nftables_table": "rampart",

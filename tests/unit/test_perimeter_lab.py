@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from ansible_collections.rampart.mqtt.plugins.module_utils import describe
+
 from rampart import lab
 
 

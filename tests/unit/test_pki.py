@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from ansible_collections.rampart.mqtt.plugins.module_utils import pki
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -27,7 +28,6 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from ansible_collections.rampart.mqtt.plugins.module_utils import pki
 from rampart import pkitool
 
 SERVER = {

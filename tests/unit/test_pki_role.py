@@ -11,12 +11,12 @@ from pathlib import Path
 from unittest import mock
 
 import yaml
+from ansible_collections.rampart.mqtt.plugins.module_utils import pki
 from cryptography import x509
 
-from ansible_collections.rampart.mqtt.plugins.module_utils import pki
 from rampart import REPO_ROOT
 
-COLLECTION = REPO_ROOT / "ansible_collections" / "rampart" / "mqtt"
+COLLECTION = REPO_ROOT
 ROLE = COLLECTION / "roles" / "pki"
 PLUGINS = COLLECTION / "plugins"
 ANSIBLE_PLAYBOOK = Path(sys.prefix) / "bin" / "ansible-playbook"
@@ -60,7 +60,7 @@ def start_role(tmp_path: Path, role_vars: dict, *args: str, inventory: dict = IN
         "HOME": str(tmp_path),
         "LANG": "C.UTF-8",
         "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT),
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO_ROOT / ".collections"),
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-tmp"),
         "ANSIBLE_NOCOLOR": "1",
     }

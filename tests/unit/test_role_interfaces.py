@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROLES_DIR = Path(__file__).resolve().parents[2] / "ansible_collections" / "rampart" / "mqtt" / "roles"
+ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 
 ROLES = sorted(p for p in (ROLES_DIR).iterdir() if p.is_dir())
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ansible.plugins.action import ActionBase
-
 from ansible_collections.rampart.mqtt.plugins.module_utils import perimeter
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 
 from ansible.errors import AnsibleFilterError
-
 from ansible_collections.rampart.mqtt.plugins.module_utils import mosquitto, passwords
 
 

@@ -9,7 +9,6 @@ ansible-doc and ansible-lint is the stub in ``../modules/pki.py``.
 from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
-
 from ansible_collections.rampart.mqtt.plugins.module_utils import pki
 
 ARGUMENT_SPEC = {
