@@ -3,8 +3,9 @@
 import uuid
 
 from rampart import mqttprobe
+from tests.support.mqtt import concrete
 
-from .conftest import LAB, concrete
+from .conftest import LAB
 
 NOT_AUTHORISED_V5 = 0x87
 

@@ -1,8 +1,9 @@
 """Who may connect: password clients over TLS, certificate clients, and everyone else refused."""
 
 from rampart import mqttprobe
+from tests.support.mqtt import concrete, port_for
 
-from .conftest import LAB, concrete, port_for, probe
+from .conftest import LAB, probe
 
 NOT_AUTHORISED_V3 = 5
 NOT_AUTHORISED_V5 = 0x87

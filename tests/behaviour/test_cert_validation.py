@@ -13,7 +13,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .conftest import LAB, port_for, probe
+from tests.support.mqtt import port_for
+
+from .conftest import LAB, probe
 
 PKI_DIR = Path(LAB["ca_file"]).parent.parent
 NOW = datetime.datetime.now(datetime.UTC)

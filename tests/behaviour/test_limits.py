@@ -1,6 +1,6 @@
 """Packet-size limit: an oversize packet disconnects the client and is not delivered."""
 
-from .conftest import concrete
+from tests.support.mqtt import concrete
 
 
 def test_oversize_packet_refused(broker, connect, publisher, admin):

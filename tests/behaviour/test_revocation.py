@@ -2,7 +2,9 @@
 
 import pytest
 
-from .conftest import LAB, port_for, probe
+from tests.support.mqtt import port_for
+
+from .conftest import LAB, probe
 
 REVOKED = [c for c in LAB["clients"] if c["expect"] == "revoked"]
 

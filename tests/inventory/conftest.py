@@ -7,10 +7,7 @@ UNREACHABLE, which the tests look for, and no packet leaves the loopback interfa
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,54 +15,44 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
-
-_PLAY_RE = re.compile(r"^PLAY \[(?P<name>.*)\]( \*+)?$", re.M)
-_TASK_RE = re.compile(r"^TASK \[(?P<name>.*)\]( \*+)?$")
-_FAILURE_RE = re.compile(r"^(fatal|failed): \[")
-# The display prints the raw message once, unwrapped, between "[ERROR]: Task failed:" and "Origin:".
-_ERROR_RE = re.compile(r"^\[ERROR\]: Task failed: (?P<msg>.*?)\nOrigin: ", re.M | re.S)
+from rampart import results
+from tests.support import ANSIBLE_PLAYBOOK, INVENTORIES, REPO, ansible_env
 
 
 @dataclass(frozen=True)
 class PlaybookRun:
-    """The result of one ansible-playbook run: exit code and the combined stdout and stderr."""
+    """One ansible-playbook run: exit code, the combined stdout and stderr, and what the results callback recorded."""
 
-    rc: int
-    output: str
+    result: results.PlaybookResult
+
+    @property
+    def rc(self) -> int:
+        return self.result.rc
+
+    @property
+    def output(self) -> str:
+        return self.result.output
 
     @property
     def plays(self) -> list[str]:
         """Names of the plays that started, in order."""
-        return [m["name"] for m in _PLAY_RE.finditer(self.output)]
+        return self.result.plays
 
     @property
     def failed_task(self) -> tuple[str, str] | None:
-        """(play, task) of the first failed task, or None when nothing failed."""
-        play = task = ""
-        for line in self.output.splitlines():
-            if m := _PLAY_RE.match(line):
-                play = m["name"]
-            elif m := _TASK_RE.match(line):
-                task = m["name"]
-            elif _FAILURE_RE.match(line):
-                return play, task
-        return None
+        """(play, "role : task") of the first failed task, or None when nothing failed."""
+        first = next(iter(self.result.failures), None)
+        return None if first is None else (first.play or "", first.name)
 
     @property
     def error_messages(self) -> list[str]:
-        """The raw text of every '[ERROR]: Task failed: ...' block."""
-        return [m["msg"] for m in _ERROR_RE.finditer(self.output)]
+        """The message of every failed task (and of its failed loop items)."""
+        return [m for task in self.result.failures for m in task.messages]
 
     @property
     def contacted_a_host(self) -> bool:
-        """True when a fact-gathering task ran or any host was reported unreachable."""
-        return (
-            "TASK [Gathering Facts]" in self.output
-            or "UNREACHABLE" in self.output
-            or any(int(n) for n in re.findall(r"\bunreachable=(\d+)", self.output))
-        )
+        """True when facts were gathered from a host or any host was reported unreachable."""
+        return self.result.contacted_a_host
 
 
 @dataclass(frozen=True)
@@ -101,7 +88,7 @@ def inventory_copy(tmp_path: Path) -> Callable[[str], InventoryCopy]:
 
     def make(name: str) -> InventoryCopy:
         path = tmp_path / "inventory"
-        shutil.copytree(REPO / "inventories" / name, path)
+        shutil.copytree(INVENTORIES / name, path)
         pki_dir = tmp_path / "pki"
         hosts = yaml.safe_load((path / "hosts.yml").read_text())
         for group in hosts.values():
@@ -118,24 +105,9 @@ def run_playbook(tmp_path: Path) -> Callable[..., PlaybookRun]:
     """Run .venv/bin/ansible-playbook from the repo root with the repo's ansible.cfg."""
 
     def run(playbook: str, inventory: Path, *args: str) -> PlaybookRun:
-        env = {
-            **os.environ,
-            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "ANSIBLE_FORCE_COLOR": "0",
-            "ANSIBLE_NOCOLOR": "1",
-            # Each run keeps its scratch files to itself, so xdist workers never share them.
-            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
-        }
-        proc = subprocess.run(
-            [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), f"playbooks/{playbook}", *args],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        return PlaybookRun(proc.returncode, proc.stdout)
+        # Each run keeps its scratch files to itself, so xdist workers never share them.
+        env = ansible_env(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"))
+        cmd = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), f"playbooks/{playbook}", *args]
+        return PlaybookRun(results.run(cmd, env=env, cwd=REPO, timeout=180))
 
     return run

@@ -6,12 +6,11 @@ options; this test keeps that list identical to rampart.mosquitto's.
 
 import importlib.machinery
 import importlib.util
-from pathlib import Path
 
 import pytest
 from ansible_collections.rampart.mqtt.plugins.module_utils import mosquitto
 
-ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
+from tests.support import ROLES_DIR
 
 TOOL = ROLES_DIR / "mosquitto" / "files" / "rampart-mosquitto-check"
 

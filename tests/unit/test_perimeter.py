@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from ansible_collections.rampart.mqtt.plugins.module_utils import perimeter
 
-ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
+from tests.support import ROLES_DIR
 
 GOOD_NFT = {
     "nftables_table": "rampart",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
+from tests.support import ROLES_DIR
 
 ROLES = sorted(p for p in (ROLES_DIR).iterdir() if p.is_dir())
 

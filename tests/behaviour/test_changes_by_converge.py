@@ -1,4 +1,4 @@
-"""Changes applied by converging again (these run last: each converges the whole deployment).
+"""Changes applied by converging again (marked converges: they run after the read-only tests).
 
   * password rotation: the old password stops working, the new one works, no other line changes,
     and the next converge changes nothing;
@@ -9,20 +9,15 @@
 import copy
 import hashlib
 
-from .conftest import LAB, broker_host, converge, inventory_clients, open_session, probe
+import pytest
+
+from tests.support.ansible import converge
+
+from .conftest import LAB, broker_host, inventory_clients, open_session, probe
+
+pytestmark = pytest.mark.converges
 
 NOT_AUTHORISED = 5
-
-
-def task_results(out: str, task_prefix: str) -> set[str]:
-    """Result words ("ok", "changed", "skipping", ...) that a task printed for its hosts."""
-    results, inside = set(), False
-    for line in out.splitlines():
-        if line.startswith("TASK ["):
-            inside = f": {task_prefix}" in line
-        elif inside and ": [" in line:
-            results.add(line.split(":", 1)[0].strip())
-    return results
 
 
 def hosts():
@@ -49,9 +44,9 @@ def test_password_rotation(tmp_path):
     rotated = copy.deepcopy(clients)
     next(c for c in rotated if c["name"] == target["name"])["password"] = new_pw
     try:
-        rc, out, changed = converge({"mosquitto_clients": rotated}, tmp_path)
-        assert rc == 0, out[-3000:]
-        assert changed > 0
+        run = converge({"mosquitto_clients": rotated}, tmp_path)
+        assert run.rc == 0, run.output[-3000:]
+        assert run.changed > 0
         for broker, host in hosts():
             assert login(broker, target["name"], old_pw).code == NOT_AUTHORISED
             assert login(broker, target["name"], new_pw).accepted
@@ -60,11 +55,11 @@ def test_password_rotation(tmp_path):
             assert after[target["name"]] != before[broker["name"]][target["name"]]
             assert {u: line for u, line in after.items() if u != target["name"]} == {
                 u: line for u, line in before[broker["name"]].items() if u != target["name"]}
-        rc, out, changed = converge({"mosquitto_clients": rotated}, tmp_path)
-        assert (rc, changed) == (0, 0), out[-3000:]
+        run = converge({"mosquitto_clients": rotated}, tmp_path)
+        assert (run.rc, run.changed) == (0, 0), run.output[-3000:]
     finally:
-        rc, out, _ = converge(None, tmp_path)
-        assert rc == 0, out[-3000:]
+        run = converge(None, tmp_path)
+        assert run.rc == 0, run.output[-3000:]
     for broker, _host in hosts():
         assert login(broker, target["name"], old_pw).accepted
 
@@ -77,10 +72,10 @@ def serving(broker) -> bool:
 def test_config_rejected_by_mosquitto_parser_keeps_previous_config(tmp_path):
     before = {b["name"]: conf_digest(h) for b, h in hosts()}
     # A blog-favourite option that does not exist: the role's lint cannot know, mosquitto's parser does.
-    rc, out, _ = converge({"mosquitto_extra_options": ["max_connections_per_ip 10"]}, tmp_path)
-    assert rc != 0
-    assert "Unknown configuration variable" in out
-    assert "The last good configuration was restored and the broker is serving on it" in out
+    run = converge({"mosquitto_extra_options": ["max_connections_per_ip 10"]}, tmp_path)
+    assert run.rc != 0
+    assert "Unknown configuration variable" in run.output
+    assert "The last good configuration was restored and the broker is serving on it" in run.output
     for broker, host in hosts():
         assert conf_digest(host) == before[broker["name"]]
         assert serving(broker)
@@ -92,15 +87,15 @@ def test_broker_that_fails_to_start_is_restored(tmp_path):
                  sorted(LAB["brokers"][0]["listeners"].items())]
     # Parses fine, changes a listener (so a restart), and the broker cannot start with it.
     listeners[0]["extra_options"] = ["bind_interface rampart-missing0"]
-    rc, out, _ = converge({"mosquitto_listeners": listeners}, tmp_path)
-    assert rc != 0
-    assert "The last good configuration was restored and the broker is serving on it" in out
+    run = converge({"mosquitto_listeners": listeners}, tmp_path)
+    assert run.rc != 0
+    assert "The last good configuration was restored and the broker is serving on it" in run.output
     for broker, host in hosts():
         assert conf_digest(host) == before[broker["name"]]
         assert serving(broker)
         assert host.service("mosquitto").is_running
-    rc, out, changed = converge(None, tmp_path)
-    assert (rc, changed) == (0, 0), out[-3000:]
+    run = converge(None, tmp_path)
+    assert (run.rc, run.changed) == (0, 0), run.output[-3000:]
 
 
 def test_reload_keeps_connected_clients(tmp_path):
@@ -113,10 +108,10 @@ def test_reload_keeps_connected_clients(tmp_path):
         added = {"name": "rampart-probe-added", "auth": "password", "password": "added-by-test-pw",
                  "publish": [], "subscribe": []}
         extra = [*copy.deepcopy(clients), added]
-        rc, out, _ = converge({"mosquitto_clients": extra}, tmp_path)
-        assert rc == 0, out[-3000:]
-        assert task_results(out, "Reload mosquitto (SIGHUP)") == {"changed"}
-        assert task_results(out, "Restart mosquitto because") == {"skipping"}
+        run = converge({"mosquitto_clients": extra}, tmp_path)
+        assert run.rc == 0, run.output[-3000:]
+        assert run.statuses("Reload mosquitto (SIGHUP)") == {"changed"}
+        assert run.statuses("Restart mosquitto because") == {"skipped"}
         assert login(broker, "rampart-probe-added", "added-by-test-pw").accepted
         assert not s.disconnected.is_set(), "the session was dropped by a change that only needed a reload"
         topic = f"commands/{admin['name']}/still-here"
@@ -125,8 +120,8 @@ def test_reload_keeps_connected_clients(tmp_path):
         assert (topic, b"alive") in s.received(3)
     finally:
         s.close()
-        rc, out, _ = converge(None, tmp_path)
-        assert rc == 0, out[-3000:]
+        run = converge(None, tmp_path)
+        assert run.rc == 0, run.output[-3000:]
     assert login(broker, "rampart-probe-added", "added-by-test-pw").code == NOT_AUTHORISED
 
 
@@ -139,17 +134,17 @@ def test_revocation_closes_the_loop_without_a_restart(tmp_path):
     admin = next(c for c in LAB["clients"] if c["admin"] and c["auth"] == "password")
     victim = {"name": "rampart-probe-cert", "auth": "certificate", "publish": ["devices/%u/status"]}
     try:
-        rc, out, _ = converge({"mosquitto_clients": [*clients, victim]}, tmp_path)
-        assert rc == 0, out[-3000:]
+        run = converge({"mosquitto_clients": [*clients, victim]}, tmp_path)
+        assert run.rc == 0, run.output[-3000:]
         cert_dir = keeper["certfile"].rsplit("/", 2)[0]
         victim_cert, victim_key = f"{cert_dir}/{victim['name']}/chain.pem", f"{cert_dir}/{victim['name']}/key.pem"
         port = broker["listeners"]["certificate"]
         assert probe(broker, port, certfile=victim_cert, keyfile=victim_key).accepted
         sessions = [open_session(broker, keeper), open_session(broker, admin)]
-        rc, out, _ = converge({"mosquitto_clients": [*clients, {**victim, "revoked": True}]}, tmp_path)
-        assert rc == 0, out[-3000:]
-        assert task_results(out, "Reload mosquitto (SIGHUP)") == {"changed"}
-        assert task_results(out, "Restart mosquitto because") == {"skipping"}
+        run = converge({"mosquitto_clients": [*clients, {**victim, "revoked": True}]}, tmp_path)
+        assert run.rc == 0, run.output[-3000:]
+        assert run.statuses("Reload mosquitto (SIGHUP)") == {"changed"}
+        assert run.statuses("Restart mosquitto because") == {"skipped"}
         refused = probe(broker, port, certfile=victim_cert, keyfile=victim_key)
         assert refused.outcome in ("tls-error", "closed"), refused
         for s in sessions:
@@ -163,5 +158,5 @@ def test_revocation_closes_the_loop_without_a_restart(tmp_path):
         # New handshakes of other certificate clients still pass (after closing: same client id would take over).
         assert probe(broker, port, certfile=keeper["certfile"], keyfile=keeper["keyfile"]).accepted
     finally:
-        rc, out, _ = converge(None, tmp_path)
-        assert rc == 0, out[-3000:]
+        run = converge(None, tmp_path)
+        assert run.rc == 0, run.output[-3000:]

@@ -1,4 +1,4 @@
-"""The CA itself, against the real broker (runs last of all: it rotates the issuing CA).
+"""The CA itself, against the real broker (marked runs_last: it rotates the issuing CA).
 
   * intermediate rotation: raising pki_intermediate_generation re-issues every leaf from the new
     issuing CA, the broker serves the new chain after a SIGHUP, a live session survives it, and a
@@ -14,11 +14,13 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from cryptography.x509.oid import NameOID
 
-from .conftest import LAB, converge, inventory_clients, open_session
-from .test_z_changes import task_results
-from .test_z_lifecycle import (
+from tests.support.ansible import converge
+
+from .conftest import LAB, inventory_clients, open_session
+from .test_certificate_lifecycle import (
     RELOADED,
     RESTARTED,
     admin,
@@ -30,6 +32,8 @@ from .test_z_lifecycle import (
     pki_dir,
     server_certificate,
 )
+
+pytestmark = [pytest.mark.converges, pytest.mark.runs_last]
 
 
 def issuer_cn(cert) -> str:
@@ -57,10 +61,10 @@ def test_intermediate_rotation_then_restore_from_backup_then_revoke(tmp_path):
 
     # Rotate the issuing CA.
     with live_subscribers() as live:
-        rc, out, _ = converge({"pki_intermediate_generation": current + 1}, tmp_path)
-        assert rc == 0, out[-3000:]
-        assert task_results(out, RELOADED) == {"changed"}
-        assert task_results(out, RESTARTED) == {"skipping"}
+        run = converge({"pki_intermediate_generation": current + 1}, tmp_path)
+        assert run.rc == 0, run.output[-3000:]
+        assert run.statuses(RELOADED) == {"changed"}
+        assert run.statuses(RESTARTED) == {"skipped"}
         for b in LAB["brokers"]:
             assert generation(server_certificate(b)) == current + 1
             session, topic = live[b["name"]]
@@ -74,8 +78,8 @@ def test_intermediate_rotation_then_restore_from_backup_then_revoke(tmp_path):
     shutil.rmtree(pki_dir())
     pki_cli("restore", str(archive), str(pki_dir()))
     assert leaf(keep["certfile"]).serial_number == leaf(old_device / "cert.pem").serial_number
-    rc, out, _ = converge(None, tmp_path)
-    assert rc == 0, out[-3000:]
+    run = converge(None, tmp_path)
+    assert run.rc == 0, run.output[-3000:]
     for b in LAB["brokers"]:
         assert generation(server_certificate(b)) == current
         assert cert_probe(b, keep["certfile"], keep["keyfile"]).accepted
@@ -84,9 +88,9 @@ def test_intermediate_rotation_then_restore_from_backup_then_revoke(tmp_path):
     clients = inventory_clients()
     try:
         s = open_session(broker, admin())
-        rc, out, _ = converge({"mosquitto_clients": [{**c, "revoked": True} if c["name"] == keep["name"] else c
+        run = converge({"mosquitto_clients": [{**c, "revoked": True} if c["name"] == keep["name"] else c
                                                      for c in clients]}, tmp_path)
-        assert rc == 0, out[-3000:]
+        assert run.rc == 0, run.output[-3000:]
         for b in LAB["brokers"]:
             refused = cert_probe(b, str(old_device / "chain.pem"), str(old_device / "key.pem"))
             assert refused.outcome in ("tls-error", "closed"), refused
@@ -94,8 +98,8 @@ def test_intermediate_rotation_then_restore_from_backup_then_revoke(tmp_path):
         s.close()
     finally:
         # Un-revoking re-issues the device a new certificate (its revoked serial stays on the CRL).
-        rc, out, _ = converge(None, tmp_path)
-        assert rc == 0, out[-3000:]
+        run = converge(None, tmp_path)
+        assert run.rc == 0, run.output[-3000:]
     for b in LAB["brokers"]:
         assert cert_probe(b, keep["certfile"], keep["keyfile"]).accepted
         refused = cert_probe(b, str(old_device / "chain.pem"), str(old_device / "key.pem"))

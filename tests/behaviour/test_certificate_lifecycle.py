@@ -1,5 +1,5 @@
-"""Certificate lifecycle, driven through converges against the real broker (these run after
-test_z_changes and before test_zz_intermediate, each converging the whole deployment):
+"""Certificate lifecycle, driven through converges against the real broker (marked converges: they run
+after the read-only tests and before the CA custody test, which runs last):
 
   * --check --diff reports what would be issued and revoked, and writes nothing anywhere;
   * renewal: a converge outside the renewal window re-issues nothing; inside it, the server and
@@ -20,10 +20,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 
-from .conftest import LAB, broker_host, concrete, converge, inventory_clients, open_session, probe
-from .test_z_changes import task_results
+from tests.support.ansible import converge
+from tests.support.mqtt import concrete
+
+from .conftest import LAB, broker_host, inventory_clients, open_session, probe
+
+pytestmark = pytest.mark.converges
 
 BROKER_CRL = "/etc/mosquitto/certs/crl.pem"
 RELOADED = "Reload mosquitto (SIGHUP)"
@@ -121,10 +126,10 @@ def test_check_mode_reports_and_writes_nothing(tmp_path):
     changed = [{**c, "revoked": True} if c["name"] == victim else c for c in clients] + [newcomer]
     hosts = [(b, broker_host(b)) for b in LAB["brokers"]]
     before = tree_digest(pki_dir()), {b["name"]: broker_files_digest(h) for b, h in hosts}
-    rc, out, _ = converge({"mosquitto_clients": changed}, tmp_path, "--check", "--diff")
-    assert rc == 0, out[-3000:]
-    assert f"+ {newcomer['name']}: issue" in out
-    assert f"- {victim}: revoke" in out
+    run = converge({"mosquitto_clients": changed}, tmp_path, "--check", "--diff")
+    assert run.rc == 0, run.output[-3000:]
+    assert f"+ {newcomer['name']}: issue" in run.output
+    assert f"- {victim}: revoke" in run.output
     assert (tree_digest(pki_dir()), {b["name"]: broker_files_digest(h) for b, h in hosts}) == before
     assert not (pki_dir() / "clients" / newcomer["name"]).exists()
     for broker in LAB["brokers"]:
@@ -141,8 +146,8 @@ def test_renewal_window_and_server_rotation_under_a_live_subscriber(tmp_path):
 
     # Outside the window (the window is wide, but every certificate still has more days left): nothing re-issued.
     outside = {"pki_cert_valid_days": valid_days, "pki_renew_before_days": max(min(left).days - 1, 1)}
-    rc, out, _ = converge(outside, tmp_path)
-    assert rc == 0, out[-3000:]
+    run = converge(outside, tmp_path)
+    assert run.rc == 0, run.output[-3000:]
     for broker in LAB["brokers"]:
         assert server_certificate(broker).serial_number == before_server[broker["name"]].serial_number
     assert leaf(keep["certfile"]).serial_number == before_client.serial_number
@@ -150,10 +155,10 @@ def test_renewal_window_and_server_rotation_under_a_live_subscriber(tmp_path):
     # Inside the window: re-issued, and the broker rotates its server certificate with a SIGHUP.
     inside = {"pki_cert_valid_days": valid_days, "pki_renew_before_days": max(left).days + 2}
     with live_subscribers() as live:
-        rc, out, _ = converge(inside, tmp_path)
-        assert rc == 0, out[-3000:]
-        assert task_results(out, RELOADED) == {"changed"}
-        assert task_results(out, RESTARTED) == {"skipping"}
+        run = converge(inside, tmp_path)
+        assert run.rc == 0, run.output[-3000:]
+        assert run.statuses(RELOADED) == {"changed"}
+        assert run.statuses(RESTARTED) == {"skipped"}
         for broker in LAB["brokers"]:
             session, topic = live[broker["name"]]
             assert_still_receiving(broker, session, topic, b"across-the-rotation")
@@ -167,8 +172,8 @@ def test_renewal_window_and_server_rotation_under_a_live_subscriber(tmp_path):
         assert renewed.serial_number != before_client.serial_number
         for broker in LAB["brokers"]:
             assert cert_probe(broker, keep["certfile"], keep["keyfile"]).accepted
-    rc, out, changed = converge(None, tmp_path)
-    assert (rc, changed) == (0, 0), out[-3000:]
+    run = converge(None, tmp_path)
+    assert (run.rc, run.changed) == (0, 0), run.output[-3000:]
 
 
 def crl_next_update(pem: bytes) -> datetime:
@@ -185,17 +190,17 @@ def test_crl_near_next_update_is_resigned_on_converge(tmp_path):
 
     valid = math.ceil(days_left) + 5  # the re-signed CRL outlives the current one
     outside = {"pki_crl_valid_days": valid, "pki_crl_renew_before_days": max(math.floor(days_left) - 1, 1)}
-    rc, out, _ = converge(outside, tmp_path)
-    assert rc == 0, out[-3000:]
+    run = converge(outside, tmp_path)
+    assert run.rc == 0, run.output[-3000:]
     assert crl_path.read_bytes() == before, "a CRL outside its re-sign window was re-signed"
 
     # As if the CRL had been signed long ago: its nextUpdate now falls inside the re-sign window.
     inside = {"pki_crl_valid_days": valid, "pki_crl_renew_before_days": math.ceil(days_left) + 1}
     with live_subscribers() as live:
-        rc, out, _ = converge(inside, tmp_path)
-        assert rc == 0, out[-3000:]
-        assert task_results(out, RESTARTED) == {"skipping"}
-        assert task_results(out, RELOADED) == {"changed"}
+        run = converge(inside, tmp_path)
+        assert run.rc == 0, run.output[-3000:]
+        assert run.statuses(RESTARTED) == {"skipped"}
+        assert run.statuses(RELOADED) == {"changed"}
         after = crl_path.read_bytes()
         assert crl_next_update(after) > crl_next_update(before)
         assert {r.serial_number for r in x509.load_pem_x509_crl(after)} == \

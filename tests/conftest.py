@@ -1,0 +1,26 @@
+"""What every suite shares: the run order, by markers (never by file names).
+
+Stages, in this order; inside a stage, tests keep the order pytest collected them in:
+  (no marker)   read-only tests: they look at the deployment and leave it as it was;
+  floods        tests that trip per-source limits or bans (rate limits, fail2ban); after the read-only ones;
+  converges     tests that re-converge the deployment with changed variables (and converge it back);
+  runs_last     converging tests whose change the others must never see (a new CA intermediate).
+A runs_last test also carries converges, so ``-m converges`` / ``-m "not converges"`` split a suite in two.
+The markers are registered in pyproject.toml (--strict-markers).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+STAGES = ("floods", "converges", "runs_last")
+
+
+def stage(item: pytest.Item) -> int:
+    """0 for read-only tests, else 1 + the index of the latest stage marker the test carries."""
+    return max((STAGES.index(m.name) + 1 for m in item.iter_markers() if m.name in STAGES), default=0)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture scope, which would mix stages again
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=stage)  # stable: collection order inside a stage

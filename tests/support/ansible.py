@@ -1,0 +1,40 @@
+"""Converging the deployment from a test, results read through the rampart.mqtt.results callback."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+from rampart import results
+
+from . import ANSIBLE_PLAYBOOK, INVENTORIES, PLAYBOOKS, REPO, ansible_env
+
+# The lab's converge for what tests/behaviour changes (validation, certificates and the brokers).
+# Issue 9 makes this `site.yml --tags broker`; until site.yml has that tag, playbooks/broker.yml is the same scope.
+DEFAULT_CONVERGE = [str(ANSIBLE_PLAYBOOK), "-i", str(INVENTORIES / "lab"), str(PLAYBOOKS / "broker.yml")]
+
+
+def converge_command() -> list[str]:
+    """RAMPART_CONVERGE (a JSON list: the command that converges the deployment), else the lab's default."""
+    raw = os.environ.get("RAMPART_CONVERGE")
+    return json.loads(raw) if raw else list(DEFAULT_CONVERGE)
+
+
+def run(cmd: list[str], extra_vars: dict | None = None, scratch: Path | None = None, *args: str,
+        timeout: float = 900) -> results.PlaybookResult:
+    """Run ``cmd`` plus ``-e @extra_vars`` (written into ``scratch``) plus ``args``, from the repo root."""
+    cmd = list(cmd)
+    if extra_vars is not None:
+        if scratch is None:
+            raise ValueError("extra_vars need a scratch directory")
+        path = scratch / f"extra-{uuid.uuid4().hex[:6]}.json"
+        path.write_text(json.dumps(extra_vars))
+        cmd += ["-e", f"@{path}"]
+    return results.run([*cmd, *args], env=ansible_env(), cwd=REPO, timeout=timeout)
+
+
+def converge(extra_vars: dict | None, tmp_path: Path, *args: str) -> results.PlaybookResult:
+    """Run the deployment's converge command (plus args, e.g. --check); rc, output, changed, statuses(task)."""
+    return run(converge_command(), extra_vars, tmp_path, *args)

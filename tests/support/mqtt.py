@@ -1,0 +1,38 @@
+"""MQTT sessions and single connects against a broker of the description, from the control node."""
+
+from __future__ import annotations
+
+import uuid
+
+from rampart import mqttprobe
+
+
+def concrete(topic_filter: str, tag: str | None = None) -> str:
+    """A concrete topic that the filter matches, unique per call."""
+    tag = tag or uuid.uuid4().hex[:8]
+    levels = [("x" if lvl == "+" else lvl) for lvl in topic_filter.split("/")]
+    if levels[-1] == "#":
+        levels[-1] = f"probe-{tag}"
+    return "/".join(levels)  # a filter without '#' names its topic (with '+' levels filled in)
+
+
+def port_for(broker: dict, client: dict) -> int:
+    return broker["listeners"]["certificate"] if client["auth"] == "certificate" else broker["listeners"]["password"]
+
+
+def open_session(ca_file: str, broker: dict, client: dict, protocol: int = mqttprobe.MQTT5,
+                 password: str | None = None, **tls) -> mqttprobe.Session:
+    """A connected session of a client of the description (its certificate or password)."""
+    ctx = mqttprobe.tls_context(ca_file, client.get("certfile"), client.get("keyfile"), **tls)
+    pw = password if password is not None else client.get("password")
+    return mqttprobe.session(broker["address"], port_for(broker, client), ctx, broker["tls_server_name"],
+                             username=client["username"] if client["auth"] == "password" else None,
+                             password=pw, protocol=protocol, client_id=client["username"])
+
+
+def probe(ca_file: str, broker: dict, port: int, username=None, password=None, protocol=mqttprobe.MQTT311,
+          ctx=None, server_name=None, certfile=None, keyfile=None) -> mqttprobe.ConnectResult:
+    """One CONNECT and its outcome (CONNACK code, TLS error, closed)."""
+    ctx = ctx or mqttprobe.tls_context(ca_file, certfile, keyfile)
+    return mqttprobe.raw_connect(broker["address"], port, ctx, server_name or broker["tls_server_name"],
+                                 username=username, password=password, protocol=protocol)
