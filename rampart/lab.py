@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from rampart import REPO_ROOT, harness
+from rampart import REPO_ROOT, harness, results
 
 LAB_DIR = REPO_ROOT / ".lab"
 INVENTORY = REPO_ROOT / "inventories" / "lab"
@@ -26,7 +25,6 @@ SSH_DIR = LAB_DIR / "ssh"
 LAB_JSON = LAB_DIR / "lab.json"
 OWNER = "lab"
 CONTAINER_PREFIX = "rampart-lab-"  # same rule as lab_container in inventories/lab/group_vars/all/lab.yml
-RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
 def venv_bin(tool: str) -> str:
@@ -118,19 +116,10 @@ def wait_for_ssh(address: str, key: Path, timeout: float = 60) -> None:
     raise SystemExit(f"SSH to {address} did not work within {timeout:.0f}s")
 
 
-def playbook(name: str, *extra: str) -> tuple[int, str]:
+def playbook(name: str, *extra: str) -> results.PlaybookResult:
+    """Run a playbook, its output shown as it comes; what it did is read from the results callback."""
     cmd = [venv_bin("ansible-playbook"), "-i", str(INVENTORY), str(REPO_ROOT / "playbooks" / name), *extra]
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=ansible_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    out = []
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        out.append(line)
-    return proc.wait(), "".join(out)
-
-
-def changed_total(output: str) -> int:
-    return sum(int(m.group(3)) for m in RECAP_RE.finditer(output))
+    return results.run(cmd, cwd=REPO_ROOT, env=ansible_env(), echo=True)
 
 
 def up(args: argparse.Namespace) -> int:
@@ -156,14 +145,14 @@ def up(args: argparse.Namespace) -> int:
     for entry in containers:
         if entry["managed"]:
             wait_for_ssh(entry["ip"], key)
-    rc, out = playbook("site.yml", *args.ansible_args)
+    site = playbook("site.yml", *args.ansible_args)
+    if site.rc != 0:
+        print(f"lab: converging site.yml failed (rc={site.rc})", file=sys.stderr)
+        return site.rc
+    rc = playbook("describe.yml", "-e", f"rampart_describe_path={LAB_JSON}").rc
     if rc != 0:
-        print(f"lab: converging site.yml failed (rc={rc})", file=sys.stderr)
         return rc
-    rc, _ = playbook("describe.yml", "-e", f"rampart_describe_path={LAB_JSON}")
-    if rc != 0:
-        return rc
-    changed = changed_total(out)
+    changed = site.changed
     print(f"\nlab: up in {time.monotonic() - started:.0f}s; containers {'created' if created else 'unchanged'}; "
           f"site.yml changed={changed}")
     print_connect_help()
