@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.rampart.mqtt.plugins.module_utils import pki
+from ansible_collections.rampart.mqtt.plugins.module_utils.pki import common, hierarchy, issuance, revocation
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -514,7 +515,7 @@ def test_renew_window_must_be_shorter_than_lifetime(pki_dir: Path) -> None:
 
 def test_bulk_issue_loads_the_ca_once(pki_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loads, key_loads = [], []
-    real_load, real_key = pki.load_hierarchy, pki._load_ca_key
+    real_load, real_key = hierarchy.load_hierarchy, common.load_ca_key
 
     def counting(layout, passphrase=None):
         loads.append(layout)
@@ -524,8 +525,8 @@ def test_bulk_issue_loads_the_ca_once(pki_dir: Path, monkeypatch: pytest.MonkeyP
         key_loads.append(path)
         return real_key(path, passphrase)
 
-    monkeypatch.setattr(pki, "load_hierarchy", counting)
-    monkeypatch.setattr(pki, "_load_ca_key", counting_key)
+    monkeypatch.setattr(hierarchy, "load_hierarchy", counting)
+    monkeypatch.setattr(common, "load_ca_key", counting_key)
     names = [f"client-{i:03d}" for i in range(200)]
     result = issue(pki_dir, [{"name": n, "profile": "client"} for n in names])
     assert len(loads) == 1 and key_loads == [pki_dir / "ca" / "intermediate.key"]
@@ -549,23 +550,23 @@ def make_one_tier(d: Path, names=("alice",)) -> None:
     for p in (d, layout.ca_dir):
         p.mkdir(mode=0o700)
     root_key = pki.generate_key("ec-p256")
-    root_cert = pki._new_root("Test CA", root_key, 3650, now)
-    layout.ca_key.write_bytes(pki._key_pem(root_key))
+    root_cert = hierarchy.new_root("Test CA", root_key, 3650, now)
+    layout.ca_key.write_bytes(common.key_pem(root_key))
     layout.ca_key.chmod(0o600)
-    layout.ca_cert.write_bytes(pki._pem([root_cert]))
-    layout.ca_chain.write_bytes(pki._pem([root_cert]))
+    layout.ca_cert.write_bytes(common.pem([root_cert]))
+    layout.ca_chain.write_bytes(common.pem([root_cert]))
     ca = pki.CertificateAuthority(cert=root_cert, key=root_key, root=root_cert)
     for name in names:
         spec = pki.validate_specs([{"name": name, "profile": "client"}])[0]
         key = pki.generate_key("ec-p256")
         cert = ca.sign(
-            subject=pki._cn(name),
+            subject=common.cn(name),
             public_key=key.public_key(),
-            extensions=pki._leaf_extensions(spec, "ec-p256"),
+            extensions=issuance.leaf_extensions(spec, "ec-p256"),
             not_before=now,
             not_after=now + dt.timedelta(days=397),
         )
-        pki._write_leaf(layout.leaf("client", name), key, cert, ca, pki._pem([root_cert]))
+        issuance.write_leaf(layout.leaf("client", name), key, cert, ca, common.pem([root_cert]))
 
 
 def test_one_tier_layout_migrates_to_the_hierarchy(tmp_path: Path) -> None:
@@ -745,7 +746,7 @@ def test_crl_lists_exactly_the_revoked_serials(three_clients: Path) -> None:
     assert {r.serial_number for r in crl} == {bob, carol}
     assert crl.next_update_utc == (now + dt.timedelta(days=30)).replace(microsecond=0)
     assert crl.last_update_utc == (now - dt.timedelta(minutes=5)).replace(microsecond=0)
-    assert result["next_update"] == pki._iso(now + dt.timedelta(days=30))
+    assert result["next_update"] == revocation.iso(now + dt.timedelta(days=30))
     assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 1
     aki = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
     assert aki == ext(inter, x509.SubjectKeyIdentifier).value.digest
@@ -920,7 +921,7 @@ def test_setting_a_passphrase_encrypts_existing_ca_keys_in_place(pki_dir: Path) 
         [str(pki_dir / "ca" / "ca.key"), str(pki_dir / "ca" / "intermediate.key")]
     )
     key = serialization.load_pem_private_key((pki_dir / "ca" / "intermediate.key").read_bytes(), b"s3cret")
-    assert pki._same_public_key(key.public_key(), inter_before.public_key()), "same key, only encrypted"
+    assert common.same_public_key(key.public_key(), inter_before.public_key()), "same key, only encrypted"
     assert pki.ensure_ca(pki_dir, "Test CA", passphrase="s3cret")["changed"] is False
     assert issue(pki_dir, [CLIENT], passphrase="s3cret")["unchanged"] == ["alice"]
 
@@ -932,7 +933,7 @@ def test_pkcs12_bundle(pki_dir: Path) -> None:
     assert result["paths"]["alice"]["pkcs12"] == str(p12) and "pkcs12" not in result["paths"]["broker1"]
     assert mode(p12) == 0o600 and not (pki_dir / "servers" / "broker1" / "bundle.p12").exists()
     key, cert, extra = pkcs12.load_key_and_certificates(p12.read_bytes(), b"p12-pass")
-    assert pki._same_public_key(key.public_key(), load_key(alice / "key.pem").public_key())
+    assert common.same_public_key(key.public_key(), load_key(alice / "key.pem").public_key())
     assert cert == load_cert(alice / "cert.pem") and extra == [intermediate(pki_dir), root(pki_dir)]
     with pytest.raises(ValueError):
         pkcs12.load_key_and_certificates(p12.read_bytes(), b"other")

@@ -1,0 +1,160 @@
+"""A loaded certificate authority: what it issued, and signing certificates and CRLs with its key.
+
+Every CA of the hierarchy (root, current and retired intermediates) is one of these; the files
+they come from are :mod:`.hierarchy`'s business.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ansible_collections.rampart.mqtt.plugins.module_utils.pki import common
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+
+
+def hash_for(key: common.PrivateKey) -> hashes.HashAlgorithm:
+    return hashes.SHA384() if common.key_type_of(key) == "ec-p384" else hashes.SHA256()
+
+
+def ski(cert: x509.Certificate) -> bytes | None:
+    """The certificate's subject key identifier, None when it has none."""
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return None
+
+
+def aki(cert: x509.Certificate) -> bytes | None:
+    """The key identifier of the certificate's issuer, None when it names none."""
+    try:
+        return cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except x509.ExtensionNotFound:
+        return None
+
+
+def ca_extensions(path_length: int) -> list[tuple[x509.ExtensionType, bool]]:
+    """The profile of a CA certificate: CA with ``path_length``, signs certificates and CRLs only."""
+    return [
+        (x509.BasicConstraints(ca=True, path_length=path_length), True),
+        (
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            True,
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """A loaded CA. Load it once per call; it is immutable afterwards.
+
+    ``chain`` is this CA's own certificate followed by any further intermediates up to (but not
+    including) the root; it is empty for the root itself. ``root`` is the trust anchor. ``key`` is
+    None for a CA whose key is not on disk (the root kept offline): it can then verify, not sign.
+    """
+
+    cert: x509.Certificate
+    key: common.PrivateKey | None = field(repr=False)
+    root: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()
+
+    @property
+    def key_type(self) -> str | None:
+        return common.key_type_of(self.cert.public_key())
+
+    @property
+    def not_after(self) -> dt.datetime:
+        return self.cert.not_valid_after_utc
+
+    def bundle(self) -> list[x509.Certificate]:
+        """What verifies certificates this CA issued: the issuing chain, then the root."""
+        return [*self.chain, self.root]
+
+    def leaf_chain(self, leaf: x509.Certificate) -> list[x509.Certificate]:
+        """A leaf followed by its issuer chain minus the root (what a TLS peer presents)."""
+        return [leaf, *self.chain]
+
+    def issued(self, cert: x509.Certificate) -> bool:
+        """True when ``cert`` was signed by this CA (name, AKI and signature all match)."""
+        if cert.issuer != self.cert.subject:
+            return False
+        key_id = aki(cert)
+        if key_id is not None and key_id != ski(self.cert):
+            return False
+        try:
+            cert.verify_directly_issued_by(self.cert)
+        except (InvalidSignature, ValueError, TypeError):
+            return False
+        return True
+
+    def _signing_key(self) -> common.PrivateKey:
+        if self.key is None:  # callers check first and raise a PkiError naming the operation
+            raise common.PkiError(f"the key of {self.cert.subject.rfc4514_string()} is not available")
+        return self.key
+
+    def sign(
+        self,
+        *,
+        subject: x509.Name,
+        public_key: common.PublicKey,
+        extensions: Sequence[tuple[x509.ExtensionType, bool]],
+        not_before: dt.datetime,
+        not_after: dt.datetime,
+    ) -> x509.Certificate:
+        """Sign a certificate (leaf or intermediate) with this CA's key.
+
+        Adds the serial, issuer, SKI and AKI; the caller supplies the profile extensions.
+        ``not_after`` is capped at this CA's own expiry: a certificate never outlives its issuer.
+        """
+        key = self._signing_key()
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.cert.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(min(not_after, self.not_after))
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.cert.public_key()), critical=False)
+        )
+        for ext, critical in extensions:
+            builder = builder.add_extension(ext, critical=critical)
+        return builder.sign(key, hash_for(key))
+
+    def owns_crl(self, crl: x509.CertificateRevocationList) -> bool:
+        """True when ``crl`` was issued and signed by this CA."""
+        return crl.issuer == self.cert.subject and crl.is_signature_valid(self.cert.public_key())
+
+    def sign_crl(
+        self, revoked: Iterable[tuple[int, dt.datetime]], now: dt.datetime, valid_days: int, number: int
+    ) -> x509.CertificateRevocationList:
+        """A CRL listing ``revoked`` (serial, revocation date), valid from now (back-dated) for ``valid_days``."""
+        key = self._signing_key()
+        key_id = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.cert.subject)
+            .last_update(now - common.CLOCK_SKEW)
+            .next_update(now + dt.timedelta(days=valid_days))
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(key_id), critical=False)
+            .add_extension(x509.CRLNumber(number), critical=False)
+        )
+        for serial, when in sorted(revoked):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
+            )
+        return builder.sign(key, hash_for(key))
