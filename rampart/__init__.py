@@ -1,5 +1,15 @@
-"""Rampart: the Python side of the kit (lab harness, password and ACL logic, PKI)."""
+"""Rampart's tools: the container lab, probes, benchmarks and CA custody around the rampart.mqtt collection.
 
-from pathlib import Path
+Which directory a tool works in (the lab's inventory and state) follows one rule: see rampart.project.
+"""
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from __future__ import annotations
+
+
+def __getattr__(name: str):
+    # Compatibility for code written before rampart.project: REPO_ROOT is the project directory by its rule.
+    if name == "REPO_ROOT":
+        from rampart import project
+
+        return project.find()
+    raise AttributeError(f"module 'rampart' has no attribute {name!r}")

@@ -33,7 +33,7 @@ import yaml
 from ansible_collections.rampart.mqtt.plugins.module_utils import pki
 from cryptography import x509
 
-from rampart import REPO_ROOT
+from rampart import project
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 RECAP_RE = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
@@ -109,7 +109,7 @@ def _environment(work: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         ANSIBLE_CONFIG=str(work / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / ".collections"),
+        ANSIBLE_COLLECTIONS_PATH=str(project.find() / ".collections"),
         ANSIBLE_LOCAL_TEMP=str(work / ".ansible-tmp"),
         ANSIBLE_NOCOLOR="1",
         PATH=f"{ANSIBLE_PLAYBOOK.parent}:{env.get('PATH', '/usr/bin:/bin')}",

@@ -10,6 +10,7 @@ collection loader finds either through the configured collections paths.
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 
 PACKAGE = "ansible_collections.rampart.mqtt.plugins.module_utils"
@@ -24,6 +25,10 @@ def module_utils(name: str) -> ModuleType:
             raise
     from ansible.plugins.loader import init_plugin_loader  # Ansible's finder over COLLECTIONS_PATHS
 
+    # The plain import left a namespace package for ansible_collections (the ansible package's bundled
+    # collections) that would shadow Ansible's finder: forget it, then import through the finder.
+    for loaded in [m for m in sys.modules if m == "ansible_collections" or m.startswith("ansible_collections.rampart")]:
+        del sys.modules[loaded]
     init_plugin_loader()
     try:
         return importlib.import_module(f"{PACKAGE}.{name}")

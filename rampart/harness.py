@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rampart import collection
+
 DOCKERD_LOG = Path("/var/log/rampart-dockerd.log")
 IMAGE_REPO = "rampart"
 RECIPE_LABEL = "org.rampart.recipe"
@@ -149,25 +151,35 @@ def ensure_docker(timeout: float = 60.0) -> None:
     raise SystemExit(f"dockerd did not answer within {timeout:.0f}s; see {DOCKERD_LOG}")
 
 
-def debian_mirror() -> str:
-    """The Debian archive this machine's own apt sources use (no other mirror is reachable)."""
+def os_codename(os_release: Path = Path("/etc/os-release")) -> str:
+    """This machine's Debian codename (VERSION_CODENAME in /etc/os-release)."""
+    for line in os_release.read_text().splitlines() if os_release.exists() else []:
+        key, _, value = line.partition("=")
+        if key == "VERSION_CODENAME" and value.strip('"'):
+            return value.strip('"')
+    raise SystemExit(f"harness: {os_release} names no VERSION_CODENAME; set RAMPART_DEBIAN_MIRROR to the Debian "
+                     "archive URL to build the lab images from")
+
+
+def debian_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
+    """The Debian archive this machine's own apt sources use for its release (no other is assumed reachable).
+
+    RAMPART_DEBIAN_MIRROR overrides it. Reads sources.list and sources.list.d/*.list and *.sources (one-line
+    and deb822 formats) like apt; stops with what it read and the fix when no source serves the release.
+    """
     override = os.environ.get("RAMPART_DEBIAN_MIRROR")
     if override:
-        return override
-    candidates = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
-    for path in candidates:
-        for line in path.read_text().splitlines():
-            if line.startswith("URIs:"):
-                for uri in line.split()[1:]:
-                    if uri.rstrip("/").endswith("/debian"):
-                        return uri.rstrip("/")
-    sources_list = Path("/etc/apt/sources.list")
-    if sources_list.exists():
-        for line in sources_list.read_text().splitlines():
-            parts = line.split()
-            if len(parts) >= 3 and parts[0] == "deb" and parts[1].rstrip("/").endswith("/debian"):
-                return parts[1].rstrip("/")
-    return "http://deb.debian.org/debian"
+        return override.rstrip("/")
+    apt_sources = collection.module_utils("apt_sources")
+    listed = (p for pattern in apt_sources.SOURCES_DIR_PATTERNS for p in (apt_dir / "sources.list.d").glob(pattern))
+    paths = [apt_dir / "sources.list", *sorted(listed)]
+    files = {str(p): p.read_text() for p in paths if p.is_file()}
+    suite = os_codename()
+    mirror = apt_sources.debian_archive(files, suite)
+    if mirror is None:
+        raise SystemExit("harness: " + apt_sources.not_found_message(
+            list(files), suite, "set RAMPART_DEBIAN_MIRROR to the Debian archive URL to build the lab images from"))
+    return mirror
 
 
 def recipe_hash(platform: Platform, mirror: str) -> str:
@@ -319,7 +331,7 @@ def wait_for_systemd(name: str, timeout: float = 90.0) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rampart.harness", description=__doc__,
+    parser = argparse.ArgumentParser(prog="rampart-images", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("docker", help="make sure a Docker daemon answers")

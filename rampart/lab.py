@@ -9,20 +9,32 @@ converges playbooks/site.yml over SSH exactly as an operator would against serve
 from __future__ import annotations
 
 import argparse
+import configparser
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from rampart import REPO_ROOT, harness, results
+from rampart import harness, project, results
 
-LAB_DIR = REPO_ROOT / ".lab"
-INVENTORY = REPO_ROOT / "inventories" / "lab"
+# The project directory (rampart.project's rule) and what lives in it; use_project() sets them from main().
+PROJECT = Path.cwd()
+LAB_DIR = PROJECT / ".lab"
+INVENTORY = PROJECT / "inventories" / "lab"
 SSH_DIR = LAB_DIR / "ssh"
 LAB_JSON = LAB_DIR / "lab.json"
+# Where the playbooks run from, with which ansible.cfg and collections path (the checkout's by default;
+# `up --collection TARBALL` points them at a throw-away directory outside the checkout, see collection_run).
+RUN_DIR = PROJECT
+PLAYBOOK_DIR = PROJECT / "playbooks"
+ANSIBLE_CFG = PROJECT / "ansible.cfg"
+COLLECTIONS_PATH: str | None = None  # None: what ANSIBLE_CFG says
 OWNER = "lab"
 CONTAINER_PREFIX = "rampart-lab-"  # same rule as lab_container in inventories/lab/group_vars/all/lab.yml
 
@@ -32,14 +44,85 @@ def venv_bin(tool: str) -> str:
     return str(candidate) if candidate.exists() else tool
 
 
+def use_project(root: Path) -> None:
+    """Point the lab at a project directory (see rampart.project)."""
+    global PROJECT, LAB_DIR, INVENTORY, SSH_DIR, LAB_JSON, RUN_DIR, PLAYBOOK_DIR, ANSIBLE_CFG
+    PROJECT = RUN_DIR = root
+    LAB_DIR = root / ".lab"
+    INVENTORY = root / "inventories" / "lab"
+    SSH_DIR = LAB_DIR / "ssh"
+    LAB_JSON = LAB_DIR / "lab.json"
+    PLAYBOOK_DIR = root / "playbooks"
+    ANSIBLE_CFG = root / "ansible.cfg"
+
+
 def ansible_env() -> dict[str, str]:
-    return dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_CFG), ANSIBLE_FORCE_COLOR="0")
+    if COLLECTIONS_PATH is not None:
+        env.pop("ANSIBLE_COLLECTIONS_PATHS", None)
+        env["ANSIBLE_COLLECTIONS_PATH"] = COLLECTIONS_PATH
+    return env
+
+
+@contextlib.contextmanager
+def collection_run(tarball: Path) -> Iterator[Path]:
+    """Run the playbooks from the collection tarball, as a user's own repository would, not from the checkout.
+
+    Installs ``tarball`` offline into a throw-away directory outside the project, next to an ansible.cfg
+    (the project's, with only that directory as collections_path) and playbooks that ``import_playbook``
+    ``rampart.mqtt.site`` and ``rampart.mqtt.describe``; checks that Ansible resolves rampart.mqtt there
+    (never the checkout's .collections link), and points playbook() at it. The inventory stays the project's.
+    """
+    global RUN_DIR, PLAYBOOK_DIR, ANSIBLE_CFG, COLLECTIONS_PATH
+    tarball = tarball.resolve()
+    if not tarball.is_file():
+        raise SystemExit(f"lab: --collection {tarball}: no such file (make one with ansible-galaxy collection build)")
+    saved = RUN_DIR, PLAYBOOK_DIR, ANSIBLE_CFG, COLLECTIONS_PATH
+    work = Path(tempfile.mkdtemp(prefix="rampart-user-project-")).resolve()
+    try:
+        if work.is_relative_to(PROJECT):
+            raise SystemExit(f"lab: {work} is inside the project {PROJECT}; set TMPDIR to a directory outside it")
+        collections = work / "collections"
+        cfg = configparser.RawConfigParser()
+        cfg.read(ANSIBLE_CFG)
+        if not cfg.has_section("defaults"):
+            cfg.add_section("defaults")
+        cfg.remove_option("defaults", "inventory")
+        cfg.set("defaults", "collections_path", str(collections))
+        with (work / "ansible.cfg").open("w") as fh:
+            cfg.write(fh)
+        for name in ("site", "describe"):
+            (work / f"{name}.yml").write_text(
+                f"---\n- name: The {name} playbook of the installed collection\n"
+                f"  ansible.builtin.import_playbook: rampart.mqtt.{name}\n")
+        RUN_DIR = PLAYBOOK_DIR = work
+        ANSIBLE_CFG = work / "ansible.cfg"
+        COLLECTIONS_PATH = str(collections)
+        subprocess.run([venv_bin("ansible-galaxy"), "collection", "install", "--offline", "-p", str(collections),
+                        str(tarball)], check=True, cwd=work, env=ansible_env())
+        # What Ansible resolves with this configuration, through the loader ansible-playbook uses.
+        probe = ("import json; from ansible.plugins.loader import init_plugin_loader; init_plugin_loader(); "
+                 "from ansible.utils.collection_loader import AnsibleCollectionConfig as c; "
+                 "import ansible_collections.rampart.mqtt as m; "
+                 "print(json.dumps({'paths': list(c.collection_paths), 'mqtt': list(m.__path__)}))")
+        seen = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                                         cwd=work, env=ansible_env()).stdout)
+        want = collections / "ansible_collections" / "rampart" / "mqtt"
+        inside = [p for p in seen["paths"] if Path(p).resolve().is_relative_to(PROJECT)]
+        if [Path(p).resolve() for p in seen["mqtt"]] != [want] or inside:
+            raise SystemExit(f"lab: Ansible resolves rampart.mqtt to {seen['mqtt']} (collection paths "
+                             f"{seen['paths']}), not only to the installed {want}")
+        print(f"lab: converging from the collection {tarball.name}, installed in {want}")
+        yield work
+    finally:
+        RUN_DIR, PLAYBOOK_DIR, ANSIBLE_CFG, COLLECTIONS_PATH = saved
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def inventory() -> dict:
     """Hosts, addresses and lab settings, read from the lab inventory (literal values only)."""
     res = subprocess.run([venv_bin("ansible-inventory"), "-i", str(INVENTORY), "--list"], capture_output=True,
-                         text=True, check=True, cwd=REPO_ROOT, env=ansible_env())
+                         text=True, check=True, cwd=RUN_DIR, env=ansible_env())
     data = json.loads(res.stdout)
     hostvars = data["_meta"]["hostvars"]
     hosts = {name: hv for name, hv in sorted(hostvars.items())}
@@ -118,11 +201,18 @@ def wait_for_ssh(address: str, key: Path, timeout: float = 60) -> None:
 
 def playbook(name: str, *extra: str) -> results.PlaybookResult:
     """Run a playbook, its output shown as it comes; what it did is read from the results callback."""
-    cmd = [venv_bin("ansible-playbook"), "-i", str(INVENTORY), str(REPO_ROOT / "playbooks" / name), *extra]
-    return results.run(cmd, cwd=REPO_ROOT, env=ansible_env(), echo=True)
+    cmd = [venv_bin("ansible-playbook"), "-i", str(INVENTORY), str(PLAYBOOK_DIR / name), *extra]
+    return results.run(cmd, cwd=RUN_DIR, env=ansible_env(), echo=True)
 
 
 def up(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:
+        if args.collection:
+            stack.enter_context(collection_run(Path(args.collection)))
+        return _up(args)
+
+
+def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     inv = inventory()
     image = harness.ensure_images([inv["platform"]])[inv["platform"]]
@@ -185,7 +275,7 @@ def print_connect_help() -> None:
               f"-t '{cert['publish'][0].replace('#', 'temp')}' -m 21.5")
     if pw:
         print("From this machine (Python, paho-mqtt):\n"
-              f"  .venv/bin/python -m rampart.mqttprobe --lab {LAB_JSON} sub {pw['name']} '{pw['subscribe'][0]}'")
+              f"  .venv/bin/rampart-probe --lab {LAB_JSON} sub {pw['name']} '{pw['subscribe'][0]}'")
 
 
 def down(args: argparse.Namespace) -> int:
@@ -213,12 +303,18 @@ def status(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/lab", description=__doc__,
+    parser = argparse.ArgumentParser(prog="rampart-lab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", metavar="DIR",
+                        help=f"the project directory (default: ${project.ENV}, else the current directory or its "
+                             "nearest parent with inventories/lab/, else the checkout of an editable install)")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("up", help="create the lab and converge site.yml over SSH")
     p.add_argument("--assert-unchanged", action="store_true",
                    help="fail unless the lab already matched the code (no container created, changed=0)")
+    p.add_argument("--collection", metavar="TARBALL",
+                   help="converge with this rampart.mqtt collection tarball, installed offline outside the project "
+                        "(as a user's own repository would), instead of the checkout's playbooks")
     p.add_argument("ansible_args", nargs=argparse.REMAINDER, help="extra ansible-playbook arguments")
     p.set_defaults(func=up)
     p = sub.add_parser("down", help="remove every container, network and volume the lab made")
@@ -227,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("status", help="show the lab's containers and how to connect")
     p.set_defaults(func=status)
     args = parser.parse_args(argv)
+    use_project(project.find(args.project))
     return args.func(args)
 
 

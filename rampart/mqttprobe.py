@@ -1,6 +1,6 @@
 """MQTT over TLS from the control node: exact CONNACK probes (raw packets) and paho-mqtt sessions.
 
-Used by the behavioural tests and by ``python -m rampart.mqttprobe`` (the lab's copy-paste client).
+Used by the behavioural tests and by ``rampart-probe`` (the lab's copy-paste client).
 Every connection goes to an address from a deployment description (lab.json), i.e. to the project's
 own containers, with timeouts.
 """
@@ -250,7 +250,7 @@ def client_session(lab: dict, name: str, protocol: int = MQTT5, broker: int = 0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rampart.mqttprobe",
+    parser = argparse.ArgumentParser(prog="rampart-probe",
                                      description="Talk to a broker described by lab.json as one of its clients.")
     parser.add_argument("--lab", default=".lab/lab.json")
     sub = parser.add_subparsers(dest="cmd", required=True)
