@@ -108,8 +108,10 @@ def collection_run(tarball: Path) -> Iterator[Path]:
         seen = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                                          cwd=work, env=ansible_env()).stdout)
         want = collections / "ansible_collections" / "rampart" / "mqtt"
-        inside = [p for p in seen["paths"] if Path(p).resolve().is_relative_to(PROJECT)]
-        if [Path(p).resolve() for p in seen["mqtt"]] != [want] or inside:
+        # Every copy of rampart.mqtt Ansible could see (the checkout's .collections link must not be one).
+        visible = [str(Path(p, "ansible_collections", "rampart", "mqtt").resolve()) for p in seen["paths"]
+                   if Path(p, "ansible_collections", "rampart", "mqtt").is_dir()]
+        if [Path(p).resolve() for p in seen["mqtt"]] != [want] or visible != [str(want)]:
             raise SystemExit(f"lab: Ansible resolves rampart.mqtt to {seen['mqtt']} (collection paths "
                              f"{seen['paths']}), not only to the installed {want}")
         print(f"lab: converging from the collection {tarball.name}, installed in {want}")
