@@ -1,10 +1,12 @@
 """Behavioural tests of the perimeter (issue 4), run from the control node against real containers.
 
-What to test comes from a description written by the scenario's verify playbook:
-  RAMPART_PERIMETER  path of the description (brokers with their segment, wan and VPN addresses and
-                     firewall limits; the segment client, VPN client and outsider containers)
+What to test comes from the deployment description (tests/support/lab.py, the .lab/lab.json schema) named
+by RAMPART_TARGET, with its ``vantage_points`` (segment_client, vpn_client, outsider) and its ``perimeter``
+entry: per broker its segment, wan and VPN addresses and firewall settings (merged into the broker rows),
+plus the exported-peer folder, the spare source network of the rate-limit test and the SSH key of the
+control path. molecule/perimeter/verify.yml writes it.
   RAMPART_CONVERGE   JSON list: the command that converges the same hosts (the tests run its
-                     ansible-playbook and inventory on playbooks/perimeter.yml, adding arguments)
+                     ansible-playbook and inventory on the perimeter only, adding arguments)
 Probes run inside the vantage-point containers (docker exec + the container's python3, see inprobe.py),
 so each one comes from that container's own address.
 """
@@ -13,30 +15,30 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
-import testinfra
+
+from rampart import results
+from tests.support import PLAYBOOKS, ansible_env
+from tests.support import lab as description
+from tests.support.docker import container_host, docker_exec
+from tests.support.wait import wait_for
 
 HERE = Path(__file__).resolve().parent
 PROBE = (HERE / "inprobe.py").read_text()
 
-
-def _description() -> dict:
-    path = os.environ.get("RAMPART_PERIMETER")
-    if not path or not Path(path).exists():
-        pytest.exit("RAMPART_PERIMETER does not name a perimeter description (run molecule verify -s perimeter)", 2)
-    return json.loads(Path(path).read_text())
-
-
-DESC = _description()
+DESC = description.require("perimeter", "vantage_points")
+BROKERS = description.brokers(DESC)
+SEGMENT_CLIENT = description.vantage_point(DESC, "segment_client")
+VPN_CLIENT = description.vantage_point(DESC, "vpn_client")
+OUTSIDER = description.vantage_point(DESC, "outsider")
+PERIMETER = DESC["perimeter"]
 
 
 def pytest_generate_tests(metafunc):
     if "broker" in metafunc.fixturenames:
-        metafunc.parametrize("broker", DESC["brokers"], ids=[b["name"] for b in DESC["brokers"]], scope="module")
+        metafunc.parametrize("broker", BROKERS, ids=[b["name"] for b in BROKERS], scope="module")
 
 
 CA_IN_CONTAINERS = "/root/rampart-perimeter-ca.crt"
@@ -46,8 +48,8 @@ CA_IN_CONTAINERS = "/root/rampart-perimeter-ca.crt"
 def ca_in_vantage_points():
     """The probes verify the broker with the deployment's CA: copy it into each client container."""
     ca = Path(DESC["ca_file"]).read_text()
-    for key in ("segment_client", "vpn_client"):
-        res = docker_exec(DESC[key]["container"], "sh", "-c", f"cat > {CA_IN_CONTAINERS}", stdin=ca)
+    for point in (SEGMENT_CLIENT, VPN_CLIENT):
+        res = docker_exec(point["container"], "sh", "-c", f"cat > {CA_IN_CONTAINERS}", stdin=ca)
         assert res.returncode == 0, res.stderr
 
 
@@ -56,10 +58,10 @@ def desc() -> dict:
     return DESC
 
 
-def docker_exec(container: str, *argv: str, stdin: str | None = None,
-                timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", "exec", "-i", container, *argv], input=stdin, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+def mqtt_ports(broker: dict) -> list[int]:
+    """The broker's MQTT listener ports, the password listener first."""
+    listeners = broker["listeners"]
+    return [listeners["password"], *sorted(p for name, p in listeners.items() if name != "password")]
 
 
 def probe(container: str, *args: str, timeout: float = 60) -> dict:
@@ -75,42 +77,33 @@ def tcp(container: str, address: str, port: int, timeout: float = 2.0, source: s
 
 
 def mqtt_roundtrip(container: str, broker: dict, address: str, port: int | None = None) -> dict:
-    """TLS + MQTT CONNECT with the probe client, then a subscribe/publish round trip, from ``container``."""
-    client = DESC["probe_client"]
-    return probe(container, "mqtt", address, port or broker["ports"][0], broker["tls_server_name"],
+    """TLS + MQTT CONNECT with the admin client, then a subscribe/publish round trip, from ``container``."""
+    client = description.admin(DESC)
+    return probe(container, "mqtt", address, port or broker["listeners"]["password"], broker["tls_server_name"],
                  CA_IN_CONTAINERS, client["username"], client["password"], "commands/perimeter-probe")
 
 
 @pytest.fixture(scope="module")
 def broker_host(broker):
-    return testinfra.get_host(f"docker://{broker['container']}")
+    return container_host(broker["container"])
 
 
-def host_of(container: str):
-    return testinfra.get_host(f"docker://{container}")
+host_of = container_host
 
 
-def converge(*extra: str, timeout: float = 900) -> subprocess.CompletedProcess:
+def converge(*extra: str, timeout: float = 900) -> results.PlaybookResult:
     """Run playbooks/perimeter.yml (validation included) with RAMPART_CONVERGE's command and inventory.
 
     Only the perimeter: the changes these tests make are to the perimeter, and the broker's plays would
     add a minute of fact gathering per run.
     """
     cmd = json.loads(os.environ["RAMPART_CONVERGE"])
-    cmd = [*cmd[:-1], str(HERE.parents[1] / "playbooks" / "perimeter.yml"), *extra]
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
-                          check=False)
+    cmd = [*cmd[:-1], str(PLAYBOOKS / "perimeter.yml"), *extra]
+    return results.run(cmd, env=ansible_env(), timeout=timeout)
 
 
 def wait_until(predicate, timeout: float, interval: float = 1.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"{what} not reached within {timeout:.0f}s (last: {last!r})")
+    return wait_for(predicate, timeout, interval, what)
 
 
 def latest_handshakes(container: str, interface: str = "wg0") -> dict[str, int]:

@@ -7,7 +7,7 @@ import time
 import pytest
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
+def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
     """Poll until predicate() returns a truthy value and return it; fail the test after timeout seconds."""
     deadline = time.monotonic() + timeout
     last = None

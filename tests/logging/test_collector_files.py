@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
-from .conftest import hostname, marker, sh, wait_for
+from tests.support.docker import hostname, sh
+from tests.support.wait import wait_for
+
+from .conftest import marker
 
 
 def _stat(container: str, path: str) -> tuple[str, str, str]:

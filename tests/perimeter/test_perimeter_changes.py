@@ -1,4 +1,4 @@
-"""Changes to a converged perimeter (run last: they re-converge the hosts).
+"""Changes to a converged perimeter (marked converges: they re-converge the hosts, after the other tests).
 
 - a foreign nftables table (Docker's, fail2ban's) survives a converge that replaces the firewall;
 - a ruleset that cuts the control path is reverted by the host itself, which stays reachable;
@@ -12,16 +12,20 @@ import os
 import subprocess
 from pathlib import Path
 
-from .conftest import DESC, converge, docker_exec, host_of, mqtt_roundtrip
+import pytest
 
-BROKER = DESC["brokers"][0]
+from .conftest import BROKERS, PERIMETER, VPN_CLIENT, converge, docker_exec, host_of, mqtt_roundtrip
+
+pytestmark = pytest.mark.converges
+
+BROKER = BROKERS[0]
 # Like Docker's or fail2ban's: another table with its own base chain on the input hook.
 FOREIGN = "add table ip rampart_foreign_test; add chain ip rampart_foreign_test input " \
           "{ type filter hook input priority 10; policy accept; }"
 
 
 def _ssh_works(address: str) -> bool:
-    ssh = DESC["ssh"]
+    ssh = PERIMETER["ssh"]
     cmd = ["ssh", "-i", ssh["key"], "-o", f"UserKnownHostsFile={ssh['known_hosts']}", "-o", "StrictHostKeyChecking=yes",
            "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "ControlMaster=no", f"root@{address}", "true"]
     return subprocess.run(cmd, capture_output=True, timeout=30, check=False).returncode == 0
@@ -35,7 +39,7 @@ def _live_table(container: str) -> str:
 
 def test_foreign_table_survives_a_converge_that_replaces_the_firewall():
     before = {}
-    for broker in DESC["brokers"]:
+    for broker in BROKERS:
         res = docker_exec(broker["container"], "nft", FOREIGN)
         assert res.returncode == 0, res.stderr
         before[broker["name"]] = _live_table(broker["container"])
@@ -44,15 +48,15 @@ def test_foreign_table_survives_a_converge_that_replaces_the_firewall():
         assert gone.returncode == 0, gone.stderr
     try:
         run = converge("--tags", "nftables")
-        assert run.returncode == 0, run.stdout[-4000:]
-        for broker in DESC["brokers"]:
-            assert "TASK [nftables : Load the candidate ruleset]" in run.stdout
+        assert run.rc == 0, run.output[-4000:]
+        for broker in BROKERS:
+            assert "TASK [nftables : Load the candidate ruleset]" in run.output
             assert _live_table(broker["container"]).replace(" ", "").count("policydrop") == 2
             foreign = docker_exec(broker["container"], "nft", "list", "table", "ip", "rampart_foreign_test")
             assert foreign.returncode == 0, f"the foreign table is gone from {broker['name']}"
             assert "priority filter + 10; policy accept;" in foreign.stdout
     finally:
-        for broker in DESC["brokers"]:
+        for broker in BROKERS:
             docker_exec(broker["container"], "nft", "delete", "table", "ip", "rampart_foreign_test")
 
 
@@ -62,8 +66,8 @@ def test_ruleset_that_cuts_the_control_path_is_reverted():
     # TEST-NET-1 as the only management network: the new ruleset drops the control node's new SSH connections.
     run = converge("--tags", "nftables", "--limit", BROKER["name"],
                    "-e", json.dumps({"nftables_management_cidrs": ["192.0.2.1/32"]}))
-    assert run.returncode != 0, f"the run accepted a ruleset that cuts the control path:\n{run.stdout[-4000:]}"
-    assert "reverted to the previous ruleset" in " ".join(run.stdout.split()), run.stdout[-4000:]
+    assert run.rc != 0, f"the run accepted a ruleset that cuts the control path:\n{run.output[-4000:]}"
+    assert "reverted to the previous ruleset" in " ".join(run.output.split()), run.output[-4000:]
     # The host reverted by itself: the previous table is back, SSH works, the candidate is forgotten.
     assert _live_table(container) == before
     assert _ssh_works(BROKER["segment_address"]), "SSH to the broker fails after the revert"
@@ -72,7 +76,7 @@ def test_ruleset_that_cuts_the_control_path_is_reverted():
     assert host.run("journalctl --no-pager -q -t rampart-nftables").stdout.count("reverted table inet rampart") >= 1
     # And the next normal run converges cleanly again.
     again = converge("--tags", "nftables", "--limit", BROKER["name"])
-    assert again.returncode == 0, again.stdout[-4000:]
+    assert again.rc == 0, again.output[-4000:]
 
 
 def _wg_state(container: str) -> dict:
@@ -91,7 +95,7 @@ def _wg_state(container: str) -> dict:
 
 
 def test_adding_and_removing_a_peer_keeps_the_existing_tunnel_up():
-    container, vpn = BROKER["container"], DESC["vpn_client"]["container"]
+    container, vpn = BROKER["container"], VPN_CLIENT["container"]
     assert mqtt_roundtrip(vpn, BROKER, BROKER["vpn_address"])["roundtrip"]
     before = _wg_state(container)
     assert len(before["peers"]) == 1
@@ -101,7 +105,7 @@ def test_adding_and_removing_a_peer_keeps_the_existing_tunnel_up():
     limit = ["--tags", "wireguard"]
 
     added = converge(*limit, "-e", json.dumps({"perimeter_test_extra_peers": [laptop]}))
-    assert added.returncode == 0, added.stdout[-4000:]
+    assert added.rc == 0, added.output[-4000:]
     after = _wg_state(container)
     assert len(after["peers"]) == 2, after
     # Same interface, never restarted, and the existing peer's counters kept counting (no re-add).
@@ -111,7 +115,7 @@ def test_adding_and_removing_a_peer_keeps_the_existing_tunnel_up():
     assert mqtt_roundtrip(vpn, BROKER, BROKER["vpn_address"])["roundtrip"]
 
     # The peer Ansible does not manage got a ready config and a QR code, readable by the owner only.
-    export = os.path.join(DESC["export_dir"], BROKER["name"])
+    export = os.path.join(PERIMETER["export_dir"], BROKER["name"])
     conf = os.path.join(export, "laptop-test.conf")
     png = os.path.join(export, "laptop-test.png")
     assert oct(os.stat(export).st_mode & 0o777) == "0o700"
@@ -124,7 +128,7 @@ def test_adding_and_removing_a_peer_keeps_the_existing_tunnel_up():
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
     removed = converge(*limit)
-    assert removed.returncode == 0, removed.stdout[-4000:]
+    assert removed.rc == 0, removed.output[-4000:]
     final = _wg_state(container)
     assert list(final["peers"]) == [vpn_key]
     assert (final["ifindex"], final["since"]) == (before["ifindex"], before["since"])

@@ -6,15 +6,17 @@ import random
 
 import pytest
 
-from .conftest import docker_exec, mqtt_roundtrip, tcp
+from .conftest import PERIMETER, SEGMENT_CLIENT, VPN_CLIENT, docker_exec, mqtt_roundtrip, tcp
+
+pytestmark = pytest.mark.floods
 
 
 @pytest.fixture
 def flood_source(desc):
     """A fresh source address on the segment client's interface (fresh: the limit meters remember sources)."""
-    container = desc["segment_client"]["container"]
-    prefix = desc["rate_limit_source"].split("/")[1]
-    base = desc["rate_limit_source"].split("/")[0].rsplit(".", 1)[0]
+    container = SEGMENT_CLIENT["container"]
+    prefix = PERIMETER["rate_limit_source"].split("/")[1]
+    base = PERIMETER["rate_limit_source"].split("/")[0].rsplit(".", 1)[0]
     address = f"{base}.{random.randint(100, 199)}"
     res = docker_exec(container, "ip", "addr", "add", f"{address}/{prefix}", "dev", "eth0")
     assert res.returncode == 0, res.stderr
@@ -25,12 +27,12 @@ def flood_source(desc):
 def test_n_plus_first_rapid_connection_is_dropped(broker, desc, flood_source):
     container, source = flood_source
     burst = broker["mqtt_rule"]["burst"]
-    results = [tcp(container, broker["segment_address"], broker["ports"][0], timeout=1.5, source=source)
+    results = [tcp(container, broker["segment_address"], broker["listeners"]["password"], timeout=1.5, source=source)
                for _ in range(burst + 2)]
     assert results[:burst] == ["open"] * burst, f"the first {burst} connections were not all accepted: {results}"
     assert results[burst] == "timeout", f"connection {burst + 1} was not dropped: {results}"
     # The legitimate client (the same container's own address) is unaffected, right away.
     legit = mqtt_roundtrip(container, broker, broker["segment_address"])
     assert legit == {"connack": 0, "roundtrip": True}, legit
-    vpn = mqtt_roundtrip(desc["vpn_client"]["container"], broker, broker["vpn_address"])
+    vpn = mqtt_roundtrip(VPN_CLIENT["container"], broker, broker["vpn_address"])
     assert vpn == {"connack": 0, "roundtrip": True}, vpn

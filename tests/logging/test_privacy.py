@@ -6,8 +6,10 @@ import json
 import re
 
 from rampart import logprobe, mqttprobe
+from tests.support.docker import docker_exec_ok, hostname, sh
+from tests.support.wait import wait_for
 
-from .conftest import dexec, hostname, marker, sh, wait_for
+from .conftest import marker
 
 
 def _found(container: str, needle: str) -> list[str]:
@@ -42,7 +44,7 @@ def test_payloads_and_passwords_stay_out_of_every_log(lab, broker, attacker, pub
         session.publish(topic, payload, qos=1)
     finally:
         session.close()
-    out = dexec(attacker["container"], *logprobe.attacker_argv(
+    out = docker_exec_ok(attacker["container"], *logprobe.attacker_argv(
         "login", broker["address"], broker["port"], 1, username=publisher["username"], password=password,
         client_id=name)).stdout
     assert logprobe.attacker_results(out) == ["connack:5"], out

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .conftest import tcp
+from .conftest import OUTSIDER, mqtt_ports, tcp
 
 HARDENED = {
     "net.ipv4.conf.all.rp_filter": 1,
@@ -40,7 +40,7 @@ def test_sysctl_drop_in_survives_a_reboot(broker_host):
 
 
 def test_broker_listens_only_on_segment_and_vpn_addresses(broker_host, broker):
-    ports = set(broker["ports"])
+    ports = set(mqtt_ports(broker))
     listening = broker_host.run("ss -Hltn")
     assert listening.rc == 0
     seen = set()
@@ -71,7 +71,7 @@ def test_firewall_table_defaults_to_drop(broker_host):
 
 
 def test_drops_are_logged_with_the_prefix_in_the_journal(broker_host, broker, desc):
-    outsider = desc["outsider"]["container"]
+    outsider = OUTSIDER["container"]
     time.sleep(10)  # the drop log is rate-limited: let its bucket refill after earlier probes
     assert tcp(outsider, broker["wan_address"], 2222, timeout=1.5) == "timeout"
     log = broker_host.run(f"journalctl --no-pager -q -n 400 -g '{broker['log_prefix'].strip()}'")

@@ -7,8 +7,12 @@ import time
 import pytest
 
 from rampart import logprobe, mqttprobe
+from tests.support.docker import docker_exec_ok, sh
+from tests.support.wait import wait_for
 
-from .conftest import dexec, marker, sh, wait_for
+from .conftest import marker
+
+pytestmark = pytest.mark.floods
 
 JAILS = {"login": "rampart-mosquitto-auth", "connect": "rampart-mosquitto-flood"}
 
@@ -36,7 +40,7 @@ def test_attacker_is_banned_others_are_not_and_the_ban_expires(lab, broker, atta
     assert _legit_connects(lab, broker, publisher), "the legitimate client cannot connect before the attack"
     assert attacker["address"] not in _banned(broker, jail)
 
-    out = dexec(attacker["container"], *logprobe.attacker_argv(
+    out = docker_exec_ok(attacker["container"], *logprobe.attacker_argv(
         mode, broker["address"], broker["port"], tries, username=name, password="wrong-" + name, client_id=name)).stdout
     results = logprobe.attacker_results(out)
     expected = "connack:5" if mode == "login" else "connected"
@@ -48,7 +52,7 @@ def test_attacker_is_banned_others_are_not_and_the_ban_expires(lab, broker, atta
           f"{time.monotonic() - started:.1f} s after the last try")
     assert attacker["address"] in sh(broker["container"], "nft list table inet f2b-table")
 
-    blocked = logprobe.attacker_results(dexec(attacker["container"], *logprobe.attacker_argv(
+    blocked = logprobe.attacker_results(docker_exec_ok(attacker["container"], *logprobe.attacker_argv(
         "login", broker["address"], broker["port"], 1, username=name, password="x", client_id=name)).stdout)
     assert blocked[0].startswith("error:"), f"the banned attacker still reached the broker: {blocked}"
     assert _legit_connects(lab, broker, publisher), "the legitimate client was locked out by the attacker's ban"
@@ -57,6 +61,6 @@ def test_attacker_is_banned_others_are_not_and_the_ban_expires(lab, broker, atta
     wait_for(lambda: attacker["address"] not in _banned(broker, jail), timeout=f2b["bantime"] + 30, interval=1,
              what="the ban to expire")
     print(f"BENCHMARK ban lifted after {time.monotonic() - banned_at:.1f} s (bantime {f2b['bantime']} s)")
-    again = logprobe.attacker_results(dexec(attacker["container"], *logprobe.attacker_argv(
+    again = logprobe.attacker_results(docker_exec_ok(attacker["container"], *logprobe.attacker_argv(
         "connect", broker["address"], broker["port"], 1)).stdout)
     assert again == ["connected"], f"the attacker is still blocked after the ban expired: {again}"

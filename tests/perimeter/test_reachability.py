@@ -6,31 +6,42 @@ import time
 
 import pytest
 
-from .conftest import docker_exec, latest_handshakes, mqtt_roundtrip, tcp, wait_until
+from .conftest import (
+    BROKERS,
+    OUTSIDER,
+    SEGMENT_CLIENT,
+    VPN_CLIENT,
+    docker_exec,
+    latest_handshakes,
+    mqtt_ports,
+    mqtt_roundtrip,
+    tcp,
+    wait_until,
+)
 
 
 def test_segment_client_tls_mqtt_works(broker, desc):
-    result = mqtt_roundtrip(desc["segment_client"]["container"], broker, broker["segment_address"])
+    result = mqtt_roundtrip(SEGMENT_CLIENT["container"], broker, broker["segment_address"])
     assert result == {"connack": 0, "roundtrip": True}, result
 
 
 def test_outsider_syn_to_mqtt_gets_no_answer(broker, desc):
-    outsider = desc["outsider"]["container"]
-    for port in broker["ports"]:
+    outsider = OUTSIDER["container"]
+    for port in mqtt_ports(broker):
         assert tcp(outsider, broker["wan_address"], port) == "timeout", f"port {port} answered the outsider"
 
 
 @pytest.mark.parametrize("port", [1883, 80, 443, 8080, 51821])
 def test_outsider_other_ports_closed(broker, desc, port):
-    assert tcp(desc["outsider"]["container"], broker["wan_address"], port, timeout=1.5) != "open"
+    assert tcp(OUTSIDER["container"], broker["wan_address"], port, timeout=1.5) != "open"
 
 
 def test_outsider_ssh_refused(broker, desc):
-    assert tcp(desc["outsider"]["container"], broker["wan_address"], 22, timeout=2) != "open"
+    assert tcp(OUTSIDER["container"], broker["wan_address"], 22, timeout=2) != "open"
 
 
 def test_outsider_cannot_reach_the_segment_address(broker, desc):
-    assert tcp(desc["outsider"]["container"], broker["segment_address"], broker["ports"][0], timeout=2) != "open"
+    assert tcp(OUTSIDER["container"], broker["segment_address"], broker["listeners"]["password"], timeout=2) != "open"
 
 
 def _hub_key(broker) -> str:
@@ -41,18 +52,18 @@ def _hub_key(broker) -> str:
 
 def test_vpn_handshake_recent(broker, desc):
     key = _hub_key(broker)
-    handshakes = wait_until(lambda: latest_handshakes(desc["vpn_client"]["container"]).get(key) or None,
+    handshakes = wait_until(lambda: latest_handshakes(VPN_CLIENT["container"]).get(key) or None,
                             timeout=30, what="a handshake with the hub")
     assert time.time() - handshakes < 180, "the latest handshake is older than 3 minutes"
 
 
 def test_vpn_client_mqtt_over_the_tunnel(broker, desc):
-    result = mqtt_roundtrip(desc["vpn_client"]["container"], broker, broker["vpn_address"])
+    result = mqtt_roundtrip(VPN_CLIENT["container"], broker, broker["vpn_address"])
     assert result == {"connack": 0, "roundtrip": True}, result
 
 
 def test_vpn_client_cannot_reach_mqtt_outside_the_tunnel(broker, desc):
-    assert tcp(desc["vpn_client"]["container"], broker["wan_address"], broker["ports"][0]) == "timeout"
+    assert tcp(VPN_CLIENT["container"], broker["wan_address"], broker["listeners"]["password"]) == "timeout"
 
 
 def test_tunnel_down_means_no_broker(desc):
@@ -61,25 +72,25 @@ def test_tunnel_down_means_no_broker(desc):
     Probes go only to the scenario's own containers: the VPN addresses are routed to the brokers' wan
     addresses explicitly (never out through this machine's default route).
     """
-    vpn = desc["vpn_client"]["container"]
+    vpn = VPN_CLIENT["container"]
     stop = docker_exec(vpn, "systemctl", "stop", "wg-quick@wg0")
     assert stop.returncode == 0, stop.stderr
-    routes = [(b["vpn_address"], b["wan_address"]) for b in desc["brokers"]]
+    routes = [(b["vpn_address"], b["wan_address"]) for b in BROKERS]
     try:
         assert docker_exec(vpn, "ip", "link", "show", "wg0").returncode != 0, "wg0 still exists"
         for vpn_address, wan_address in routes:
             res = docker_exec(vpn, "ip", "route", "replace", f"{vpn_address}/32", "via", wan_address)
             assert res.returncode == 0, res.stderr
-        for broker in desc["brokers"]:
+        for broker in BROKERS:
             for address in (broker["vpn_address"], broker["wan_address"]):
-                for port in broker["ports"]:
+                for port in mqtt_ports(broker):
                     assert tcp(vpn, address, port) == "timeout", f"{address}:{port} answered with the tunnel down"
     finally:
         for vpn_address, _ in routes:
             docker_exec(vpn, "ip", "route", "del", f"{vpn_address}/32")
         start = docker_exec(vpn, "systemctl", "start", "wg-quick@wg0")
         assert start.returncode == 0, start.stderr
-    for broker in desc["brokers"]:
+    for broker in BROKERS:
         key = _hub_key(broker)
         wait_until(lambda k=key: latest_handshakes(vpn).get(k, 0) > time.time() - 60, timeout=60,
                    what=f"a new handshake with {broker['name']}")

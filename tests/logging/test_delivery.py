@@ -8,11 +8,13 @@ import time
 from contextlib import contextmanager
 
 import pytest
-
 from ansible_collections.rampart.mqtt.plugins.module_utils import logship, pki
-from rampart import logprobe
 
-from .conftest import dexec, hostname, marker, sh, wait_for
+from rampart import logprobe
+from tests.support.docker import docker_exec_ok, hostname, sh
+from tests.support.wait import wait_for
+
+from .conftest import marker
 
 
 def test_failed_login_reaches_the_collector_within_10_seconds(broker, attacker, files):
@@ -22,7 +24,7 @@ def test_failed_login_reaches_the_collector_within_10_seconds(broker, attacker, 
     argv = logprobe.attacker_argv("login", broker["address"], broker["port"], 1, username=name,
                                  password="not-the-password", client_id=name)
     started = time.monotonic()
-    out = dexec(attacker["container"], *argv).stdout
+    out = docker_exec_ok(attacker["container"], *argv).stdout
     assert logprobe.attacker_results(out) == ["connack:5"], out
 
     wait_for(lambda: files.count(host, name) > 0, timeout=10, what=f"{name} in {files.path(host)}")
@@ -47,11 +49,11 @@ def test_every_kind_of_log_is_shipped(broker, files, facility, ident):
 
 def _collector_down(collector) -> None:
     # syslog.socket would start rsyslog again as soon as journald forwards a line.
-    dexec(collector["container"], "systemctl", "stop", "syslog.socket", "rsyslog.service")
+    docker_exec_ok(collector["container"], "systemctl", "stop", "syslog.socket", "rsyslog.service")
 
 
 def _collector_up(collector) -> None:
-    dexec(collector["container"], "systemctl", "start", "rsyslog.service")
+    docker_exec_ok(collector["container"], "systemctl", "start", "rsyslog.service")
 
 
 def _port_open(address: str, port: int) -> bool:
@@ -127,7 +129,7 @@ def test_sender_restart_during_an_outage_loses_nothing_queued(lab, collector, fi
                      timeout=60, interval=1, what=f"{container} to notice the outage")
         _produce(hosts, tag, lines)
         for container in hosts:
-            dexec(container, "systemctl", "restart", "rsyslog")
+            docker_exec_ok(container, "systemctl", "restart", "rsyslog")
     _assert_all_arrive(files, hosts, tag, lines, "sender restarted during the outage")
 
 
