@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -30,13 +29,14 @@ import time
 from pathlib import Path
 
 import yaml
-from ansible_collections.rampart.mqtt.plugins.module_utils import pki
 from cryptography import x509
 
-from rampart import project
+from rampart import project, results
+from rampart.collection import module_utils
+
+pki = module_utils("pki")
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
-RECAP_RE = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 ROLE_PLAY = [
     {
@@ -121,16 +121,19 @@ def _play(work: Path, playbook: str, log_name: str) -> tuple[float, int]:
     """Run one playbook; return (wall seconds, changed count). Raises on failure."""
     log = work / log_name
     cmd = [str(ANSIBLE_PLAYBOOK), "-i", str(work / "inventory.yml"), "-e", f"@{work / 'vars.json'}", playbook]
+    recorded = work / f"{log_name}.results.jsonl"  # the rampart.mqtt.results callback's records of this run
+    recorded.unlink(missing_ok=True)
     start = time.perf_counter()
     with log.open("w") as fh:
-        proc = subprocess.run(cmd, cwd=work, env=_environment(work), stdout=fh, stderr=subprocess.STDOUT, check=False)
+        proc = subprocess.run(cmd, cwd=work, env=results.callback_env(_environment(work), recorded), stdout=fh,
+                              stderr=subprocess.STDOUT, check=False)
     elapsed = time.perf_counter() - start
     out = log.read_text()
-    recap = RECAP_RE.search(out)
-    if proc.returncode != 0 or recap is None or int(recap.group(4)):
+    stats = results.PlaybookResult(proc.returncode, out, results.read(recorded)).stats.get("localhost")
+    if proc.returncode != 0 or stats is None or stats.failed:
         tail = "\n".join(out.splitlines()[-30:])
         raise SystemExit(f"bench-pki: {playbook} failed (rc={proc.returncode}); see {log}\n{tail}")
-    return elapsed, int(recap.group(2))
+    return elapsed, stats.changed
 
 
 def _count_issued(directory: Path, pattern: str, issuer: x509.Certificate) -> int:
