@@ -1,7 +1,7 @@
 """Action plugin ``rampart.mqtt.pki``: the pki role's private two-tier CA, run inside the controller process.
 
-All logic lives in module_utils/pki.py (unit-tested there); this file only validates the task
-arguments, calls it and shapes the result. It never contacts the target host: no module is
+All logic lives in the module_utils/pki/ package (unit-tested in tests/unit/test_pki.py); this file
+only validates the task arguments, calls it and shapes the result. It never contacts the target host: no module is
 executed, nothing is transferred, so it works while the host is unreachable. Documentation for
 ansible-doc and ansible-lint is the stub in ``../modules/pki.py``.
 """
@@ -60,57 +60,11 @@ class ActionModule(ActionBase):
         # Raises AnsibleActionFail (failed, msg) on bad arguments, in check mode too.
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         check_mode = bool(self._task.check_mode)
-        common = {
-            "passphrase": args["ca_key_passphrase"] or None,
-            "intermediate_generation": args["intermediate_generation"],
-        }
-
         result.update(changed=False, issued=[], renewed=[], unchanged=[], repaired=[], revoked=[], paths={})
         warnings: list[str] = []
         try:
-            if args["ensure_ca"]:
-                ca = pki.ensure_ca(
-                    args["dir"],
-                    common_name=args["ca_common_name"],
-                    key_type=args["key_type"],
-                    valid_days=args["ca_valid_days"],
-                    check_mode=check_mode,
-                    intermediate_valid_days=args["intermediate_valid_days"],
-                    intermediate_overlap_days=args["intermediate_overlap_days"],
-                    **common,
-                )
-                result["changed"] = ca["changed"]
-                keys = ("changed", "created", "key_type", "paths", "intermediate", "root_key_present", "encrypted")
-                result["ca"] = {k: ca[k] for k in keys}
-                warnings += ca["warnings"]
-            if args["certificates"]:
-                leaves = pki.issue(
-                    args["dir"],
-                    args["certificates"],
-                    key_type=args["key_type"],
-                    valid_days=args["cert_valid_days"],
-                    renew_before_days=args["renew_before_days"],
-                    check_mode=check_mode,
-                    revoked=args["revoked"],
-                    pkcs12_passphrase=args["pkcs12_passphrase"] or None,
-                    **common,
-                )
-                warnings += leaves.pop("warnings")
-                result.update({k: v for k, v in leaves.items() if k != "changed"})
-                result["changed"] = result["changed"] or leaves["changed"]
-            if args["update_crl"]:
-                crl = pki.update_crl(
-                    args["dir"],
-                    revoked=args["revoked"],
-                    valid_days=args["crl_valid_days"],
-                    renew_before_days=args["crl_renew_before_days"],
-                    check_mode=check_mode,
-                    intermediate_overlap_days=args["intermediate_overlap_days"],
-                    **common,
-                )
-                warnings += crl.pop("warnings")
-                result["crl"] = crl
-                result["changed"] = result["changed"] or crl["changed"]
+            for step in (_ensure_ca, _issue, _update_crl):
+                warnings += step(args, check_mode, result)
         except (ValueError, pki.PkiError, OSError) as exc:
             # rampart.pki messages name the field and the fix and never contain key material or passphrases.
             return {**result, "changed": False, "failed": True, "msg": str(exc)}
@@ -119,6 +73,75 @@ class ActionModule(ActionBase):
         if self._task.diff and result["changed"]:
             result["diff"] = [{"prepared": _summary(args["dir"], result)}]
         return result
+
+
+# Which task argument feeds which keyword of each pki call. Every call also gets dir, check mode,
+# the CA key passphrase and intermediate_generation (_call).
+CA_KEYWORDS = {
+    "ca_common_name": "common_name",
+    "key_type": "key_type",
+    "ca_valid_days": "valid_days",
+    "intermediate_valid_days": "intermediate_valid_days",
+    "intermediate_overlap_days": "intermediate_overlap_days",
+}
+ISSUE_KEYWORDS = {
+    "certificates": "certificates",
+    "key_type": "key_type",
+    "cert_valid_days": "valid_days",
+    "renew_before_days": "renew_before_days",
+    "revoked": "revoked",
+    "pkcs12_passphrase": "pkcs12_passphrase",
+}
+CRL_KEYWORDS = {
+    "revoked": "revoked",
+    "crl_valid_days": "valid_days",
+    "crl_renew_before_days": "renew_before_days",
+    "intermediate_overlap_days": "intermediate_overlap_days",
+}
+
+
+def _call(function, keywords: dict, args: dict, check_mode: bool) -> dict:
+    """``function(dir, ...)`` with the task arguments ``keywords`` names (a passphrase "" means none to pki)."""
+    return function(
+        args["dir"],
+        check_mode=check_mode,
+        passphrase=args["ca_key_passphrase"],
+        intermediate_generation=args["intermediate_generation"],
+        **{keyword: args[name] for name, keyword in keywords.items()},
+    )
+
+
+def _ensure_ca(args: dict, check_mode: bool, result: dict) -> list[str]:
+    """The CA hierarchy (unless ensure_ca is false): result["ca"]; returns the warnings."""
+    if not args["ensure_ca"]:
+        return []
+    ca = _call(pki.ensure_ca, CA_KEYWORDS, args, check_mode)
+    result["changed"] = ca["changed"]
+    keys = ("changed", "created", "key_type", "paths", "intermediate", "root_key_present", "encrypted")
+    result["ca"] = {k: ca[k] for k in keys}
+    return ca["warnings"]
+
+
+def _issue(args: dict, check_mode: bool, result: dict) -> list[str]:
+    """The leaves in certificates (if any): issued, renewed, unchanged, repaired, revoked, paths."""
+    if not args["certificates"]:
+        return []
+    leaves = _call(pki.issue, ISSUE_KEYWORDS, args, check_mode)
+    warnings = leaves.pop("warnings")
+    result.update({k: v for k, v in leaves.items() if k != "changed"})
+    result["changed"] = result["changed"] or leaves["changed"]
+    return warnings
+
+
+def _update_crl(args: dict, check_mode: bool, result: dict) -> list[str]:
+    """Revocations and the CRLs (unless update_crl is false): result["crl"]; returns the warnings."""
+    if not args["update_crl"]:
+        return []
+    crl = _call(pki.update_crl, CRL_KEYWORDS, args, check_mode)
+    warnings = crl.pop("warnings")
+    result["crl"] = crl
+    result["changed"] = result["changed"] or crl["changed"]
+    return warnings
 
 
 def _summary(pki_dir: str, result: dict) -> str:

@@ -7,7 +7,6 @@ test the pipeline (RELP client, login attacker) live in the tools package (``ram
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -40,14 +39,6 @@ def targets(collectors: Iterable[str], hostvars: Mapping[str, Mapping[str, Any]]
             "port": int(hv.get("log_collector_port") or DEFAULT_PORT),
         })
     return rows
-
-
-def is_ip_address(value: Any) -> bool:
-    try:
-        ipaddress.ip_address(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 _SIZE_RE = re.compile(r"^[1-9][0-9]*[kmg]$")

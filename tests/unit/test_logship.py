@@ -55,7 +55,7 @@ def test_size_bytes_rejects(value):
 
 @pytest.mark.parametrize(("value", "expected"), [("10.0.0.1", True), ("::1", True), ("host", False), ("10.0.0", False)])
 def test_is_ip_address(value, expected):
-    assert logship.is_ip_address(value) is expected
+    assert pki.is_ip_address(value) is expected
 
 
 def test_relp_frames_round_trip():

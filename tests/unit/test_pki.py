@@ -117,6 +117,36 @@ def issue(pki_dir: Path, certs, **kw):
     return pki.issue(pki_dir, certs, **args)
 
 
+# ---------------------------------------------------------------------------------------- validators
+
+
+def test_jinja_tests_are_the_pki_validators() -> None:
+    from ansible_collections.rampart.mqtt.plugins.test import checks
+
+    tests = checks.TestModule().tests()
+    assert tests["ip_address"] is pki.is_ip_address and tests["pki_name"] is pki.is_valid_name
+    assert tests["dns_name"] is pki.is_valid_dns_name
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("192.0.2.10", True), ("2001:db8::10", True), (ipaddress.ip_address("10.0.0.1"), True), ("broker1", False),
+     ("192.0.2", False), ("", False), (None, False), (3221225994, False), (b"\xc0\x00\x02\n", False)],
+)
+def test_is_ip_address_takes_the_text_form_only(value, expected) -> None:
+    # An integer or 4 bytes parse as addresses in ipaddress, but rendered into a config they are not one.
+    assert pki.is_ip_address(value) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("mqtt.example.org", True), ("*.example.org", True), ("mqtt.example.org.", True), ("*.org", False),
+     ("-bad.example", False), ("a..b", False), ("192.0.2.10", False), ("", False), (None, False)],
+)
+def test_is_valid_dns_name(value, expected) -> None:
+    assert pki.is_valid_dns_name(value) is expected
+
+
 # ---------------------------------------------------------------------------------------- CA
 
 

@@ -36,24 +36,26 @@ def aki(cert: x509.Certificate) -> bytes | None:
         return None
 
 
+def key_usage(*, ca: bool, key_encipherment: bool = False) -> x509.KeyUsage:
+    """A CA signs certificates and CRLs only; a leaf signs (and, with an RSA key, enciphers keys)."""
+    return x509.KeyUsage(
+        digital_signature=not ca,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def ca_extensions(path_length: int) -> list[tuple[x509.ExtensionType, bool]]:
     """The profile of a CA certificate: CA with ``path_length``, signs certificates and CRLs only."""
     return [
         (x509.BasicConstraints(ca=True, path_length=path_length), True),
-        (
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            True,
-        ),
+        (key_usage(ca=True), True),
     ]
 
 

@@ -6,15 +6,16 @@ Nothing here signs anything; :mod:`.authority` does.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -431,19 +432,30 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` via a same-directory temp file with the final mode, fsync, rename."""
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: int) -> Iterator[BinaryIO]:
+    """A same-directory temp file with the final mode to write ``path``'s new content to.
+
+    When the block ends normally the file is flushed, fsynced and renamed over ``path``; when it
+    raises, the temp file is removed and ``path`` is untouched.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` via a same-directory temp file with the final mode, fsync, rename."""
+    with atomic_file(path, mode) as fh:
+        fh.write(data)
 
 
 def file_needs(path: Path, data: bytes, mode: int) -> str | None:

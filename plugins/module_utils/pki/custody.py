@@ -9,7 +9,7 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ansible_collections.rampart.mqtt.plugins.module_utils.pki import common
 
@@ -32,21 +32,12 @@ def backup(pki_dir: str | os.PathLike[str], archive_path: str | os.PathLike[str]
     if archive.is_relative_to(root):
         raise common.PkiError(f"the archive {archive} must be outside {root}")
     archive.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=archive.parent, prefix=f".{archive.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, common.KEY_MODE)
-        with os.fdopen(fd, "wb") as fh:
-            files = _write_tar(fh, root)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, archive)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with common.atomic_file(archive, common.KEY_MODE) as fh:
+        files = _write_tar(fh, root)
     return {"path": str(archive), "files": files}
 
 
-def _write_tar(fh: Any, root: Path) -> int:
+def _write_tar(fh: BinaryIO, root: Path) -> int:
     """Every entry under ``root`` into a gzip tar on ``fh``, in name order; returns the number of files."""
     files = 0
     with tarfile.open(fileobj=fh, mode="w:gz") as tar:

@@ -21,23 +21,9 @@ Authority = authority.CertificateAuthority
 
 def leaf_extensions(spec: common.CertSpec, key_type: str) -> list[tuple[x509.ExtensionType, bool]]:
     """The profile of a leaf: not a CA, signs (and for RSA, enciphers keys), one EKU, the SANs."""
-    rsa_key = key_type.startswith("rsa")
     exts: list[tuple[x509.ExtensionType, bool]] = [
         (x509.BasicConstraints(ca=False, path_length=None), True),
-        (
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=rsa_key,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            True,
-        ),
+        (authority.key_usage(ca=False, key_encipherment=key_type.startswith("rsa")), True),
         (x509.ExtendedKeyUsage([common.PROFILE_EKU[spec.profile]]), False),
     ]
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in spec.dns_names]
