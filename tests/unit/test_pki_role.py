@@ -15,12 +15,12 @@ from ansible_collections.rampart.mqtt.plugins.module_utils import pki
 from cryptography import x509
 
 from rampart import REPO_ROOT
+from rampart import results as playbook_results
 
 COLLECTION = REPO_ROOT
 ROLE = COLLECTION / "roles" / "pki"
 PLUGINS = COLLECTION / "plugins"
 ANSIBLE_PLAYBOOK = Path(sys.prefix) / "bin" / "ansible-playbook"
-RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 # broker1 is local; "gone" points at TEST-NET-1 over SSH and is never contacted: the role's
 # actions run in the controller process, so it still gets its certificate.
@@ -64,20 +64,25 @@ def start_role(tmp_path: Path, role_vars: dict, *args: str, inventory: dict = IN
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-tmp"),
         "ANSIBLE_NOCOLOR": "1",
     }
-    return subprocess.Popen(
+    results_file = tmp_path / "results.jsonl"  # what the rampart.mqtt.results callback records, this run only
+    results_file.unlink(missing_ok=True)
+    proc = subprocess.Popen(
         [str(ANSIBLE_PLAYBOOK), "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml"), *args],
-        env=env,
+        env=playbook_results.callback_env(env, results_file),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    proc.results_file = results_file
+    return proc
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str, dict]:
-    """Wait; return (rc, output, {host: (ok, changed, unreachable, failed)}) from the PLAY RECAP."""
+    """Wait; return (rc, output, {host: (ok, changed, unreachable, failed)}) from the results callback's stats."""
     out, _ = proc.communicate(timeout=120)
-    recap = {h: tuple(map(int, nums)) for h, *nums in RECAP_RE.findall(out)}
+    run = playbook_results.PlaybookResult(proc.returncode, out, playbook_results.read(proc.results_file))
+    recap = {h: (s.ok, s.changed, s.unreachable, s.failed) for h, s in run.stats.items()}
     return proc.returncode, out, recap
 
 

@@ -84,7 +84,7 @@ def by_task(run: results.PlaybookResult, name: str) -> results.TaskResult:
 def test_the_human_output_is_still_there(run):
     assert run.rc == 2
     assert "TASK [Write a file]" in run.output
-    assert "PLAY RECAP" in run.output
+    assert "PLAY [Tiny play]" in run.output
 
 
 def test_play_and_task_records(run):
