@@ -1,9 +1,11 @@
-"""scripts/lab: the local container lab (up | down | status).
+"""scripts/lab (rampart-lab): the local container lab (up | down | status).
 
 ``up`` starts one systemd container per host of inventories/lab on a Docker network with the static
 addresses the inventory gives, authorises a lab SSH key, records the containers' real host keys,
 converges playbooks/site.yml over SSH exactly as an operator would against servers, then writes
 .lab/lab.json (see README) and prints how to connect. Running it again changes nothing.
+``up --collection TARBALL`` converges from the collection tarball installed outside the project instead.
+Everything lives in the project directory (--project; see rampart.project).
 """
 
 from __future__ import annotations
