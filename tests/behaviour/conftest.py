@@ -23,36 +23,6 @@ from tests.support.docker import container_host
 LAB = description.load()
 
 
-def pytest_generate_tests(metafunc):
-    if "broker" in metafunc.fixturenames:
-        metafunc.parametrize("broker", LAB["brokers"], ids=[b["name"] for b in LAB["brokers"]], scope="module")
-
-
-@pytest.fixture(scope="session")
-def lab() -> dict:
-    return LAB
-
-
-@pytest.fixture(scope="session")
-def publisher() -> dict:
-    return description.publisher(LAB)
-
-
-@pytest.fixture(scope="session")
-def reader() -> dict:
-    return description.reader(LAB)
-
-
-@pytest.fixture(scope="session")
-def admin() -> dict:
-    return description.admin(LAB)
-
-
-@pytest.fixture(scope="session")
-def cert_client() -> dict:
-    return description.cert_client(LAB)
-
-
 def open_session(broker: dict, client: dict, protocol: int = mqttprobe.MQTT5, password: str | None = None,
                  **tls) -> mqttprobe.Session:
     return mqtt.open_session(LAB["ca_file"], broker, client, protocol, password, **tls)

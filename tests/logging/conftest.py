@@ -30,16 +30,6 @@ def marker(tag: str) -> str:
     return f"rampart-{tag}-{uuid.uuid4().hex[:12]}"
 
 
-def pytest_generate_tests(metafunc):
-    if "broker" in metafunc.fixturenames:
-        metafunc.parametrize("broker", LAB["brokers"], ids=[b["name"] for b in LAB["brokers"]], scope="module")
-
-
-@pytest.fixture(scope="session")
-def lab() -> dict:
-    return LAB
-
-
 @pytest.fixture(scope="session")
 def collector() -> dict:
     return LAB["collector"]
@@ -48,11 +38,6 @@ def collector() -> dict:
 @pytest.fixture(scope="session")
 def pki_dir() -> Path:
     return description.pki_dir(LAB)
-
-
-@pytest.fixture(scope="session")
-def publisher() -> dict:
-    return description.publisher(LAB)
 
 
 class CollectorFiles:

@@ -36,11 +36,6 @@ OUTSIDER = description.vantage_point(DESC, "outsider")
 PERIMETER = DESC["perimeter"]
 
 
-def pytest_generate_tests(metafunc):
-    if "broker" in metafunc.fixturenames:
-        metafunc.parametrize("broker", BROKERS, ids=[b["name"] for b in BROKERS], scope="module")
-
-
 CA_IN_CONTAINERS = "/root/rampart-perimeter-ca.crt"
 
 
