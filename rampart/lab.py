@@ -85,42 +85,53 @@ def collection_run(tarball: Path) -> Iterator[Path]:
         if work.is_relative_to(PROJECT):
             raise SystemExit(f"lab: {work} is inside the project {PROJECT}; set TMPDIR to a directory outside it")
         collections = work / "collections"
-        cfg = configparser.RawConfigParser()
-        cfg.read(ANSIBLE_CFG)
-        if not cfg.has_section("defaults"):
-            cfg.add_section("defaults")
-        cfg.remove_option("defaults", "inventory")
-        cfg.set("defaults", "collections_path", str(collections))
-        with (work / "ansible.cfg").open("w") as fh:
-            cfg.write(fh)
-        for name in ("site", "describe"):
-            (work / f"{name}.yml").write_text(
-                f"---\n- name: The {name} playbook of the installed collection\n"
-                f"  ansible.builtin.import_playbook: rampart.mqtt.{name}\n")
+        _write_user_project(work, collections)
         RUN_DIR = PLAYBOOK_DIR = work
         ANSIBLE_CFG = work / "ansible.cfg"
         COLLECTIONS_PATH = str(collections)
         subprocess.run([venv_bin("ansible-galaxy"), "collection", "install", "--offline", "-p", str(collections),
                         str(tarball)], check=True, cwd=work, env=ansible_env())
-        # What Ansible resolves with this configuration, through the loader ansible-playbook uses.
-        probe = ("import json; from ansible.plugins.loader import init_plugin_loader; init_plugin_loader(); "
-                 "from ansible.utils.collection_loader import AnsibleCollectionConfig as c; "
-                 "import ansible_collections.rampart.mqtt as m; "
-                 "print(json.dumps({'paths': list(c.collection_paths), 'mqtt': list(m.__path__)}))")
-        seen = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                                         cwd=work, env=ansible_env()).stdout)
         want = collections / "ansible_collections" / "rampart" / "mqtt"
-        # Every copy of rampart.mqtt Ansible could see (the checkout's .collections link must not be one).
-        visible = [str(Path(p, "ansible_collections", "rampart", "mqtt").resolve()) for p in seen["paths"]
-                   if Path(p, "ansible_collections", "rampart", "mqtt").is_dir()]
-        if [Path(p).resolve() for p in seen["mqtt"]] != [want] or visible != [str(want)]:
-            raise SystemExit(f"lab: Ansible resolves rampart.mqtt to {seen['mqtt']} (collection paths "
-                             f"{seen['paths']}), not only to the installed {want}")
+        _check_resolution(work, want)
         print(f"lab: converging from the collection {tarball.name}, installed in {want}")
         yield work
     finally:
         RUN_DIR, PLAYBOOK_DIR, ANSIBLE_CFG, COLLECTIONS_PATH = saved
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _write_user_project(work: Path, collections: Path) -> None:
+    """An ansible.cfg (the project's, with only ``collections`` as collections_path) and playbooks that
+    ``import_playbook`` the installed collection's site and describe, in ``work``."""
+    cfg = configparser.RawConfigParser()
+    cfg.read(ANSIBLE_CFG)
+    if not cfg.has_section("defaults"):
+        cfg.add_section("defaults")
+    cfg.remove_option("defaults", "inventory")
+    cfg.set("defaults", "collections_path", str(collections))
+    with (work / "ansible.cfg").open("w") as fh:
+        cfg.write(fh)
+    for name in ("site", "describe"):
+        (work / f"{name}.yml").write_text(
+            f"---\n- name: The {name} playbook of the installed collection\n"
+            f"  ansible.builtin.import_playbook: rampart.mqtt.{name}\n")
+
+
+def _check_resolution(work: Path, want: Path) -> None:
+    """SystemExit unless Ansible, run in ``work``, resolves rampart.mqtt to ``want`` and sees no other copy."""
+    # What Ansible resolves with this configuration, through the loader ansible-playbook uses.
+    probe = ("import json; from ansible.plugins.loader import init_plugin_loader; init_plugin_loader(); "
+             "from ansible.utils.collection_loader import AnsibleCollectionConfig as c; "
+             "import ansible_collections.rampart.mqtt as m; "
+             "print(json.dumps({'paths': list(c.collection_paths), 'mqtt': list(m.__path__)}))")
+    seen = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                                     cwd=work, env=ansible_env()).stdout)
+    # Every copy of rampart.mqtt Ansible could see (the checkout's .collections link must not be one).
+    visible = [str(Path(p, "ansible_collections", "rampart", "mqtt").resolve()) for p in seen["paths"]
+               if Path(p, "ansible_collections", "rampart", "mqtt").is_dir()]
+    if [Path(p).resolve() for p in seen["mqtt"]] != [want] or visible != [str(want)]:
+        raise SystemExit(f"lab: Ansible resolves rampart.mqtt to {seen['mqtt']} (collection paths "
+                         f"{seen['paths']}), not only to the installed {want}")
 
 
 def inventory() -> dict:

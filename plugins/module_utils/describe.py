@@ -29,40 +29,14 @@ def describe(brokers: list[dict[str, Any]], clients: list[dict[str, Any]], ca_fi
     ``vantage_points``: where the broker is (not) reachable from: name, container, role, can_reach_broker
     and the broker address that vantage point would use (the perimeter, issue 4). Omitted when None.
     """
-    out_brokers = []
-    default_ports: dict[str, int] = {}
-    for b in brokers:
-        ports = _listener_ports(b["listeners"])
-        default_ports = default_ports or ports
-        out_brokers.append({
-            "name": b["name"],
-            "container": b["container"],
-            "address": b["address"],
-            "port": ports.get("password", next(iter(ports.values()))),
-            "tls_server_name": b["tls_server_name"],
-            "listeners": {auth: port for auth, port in sorted(ports.items())},
-            "max_packet_size": b.get("max_packet_size"),
-            "max_keepalive": b.get("max_keepalive"),
-            "local_listener_port": b.get("local_listener_port"),
-        })
+    out_brokers = [_broker(b) for b in brokers]
+    # A client whose listener differs from the first broker's main port names its own port.
+    default_ports = next((ports for b in brokers if (ports := _listener_ports(b["listeners"]))), {})
     main_port = out_brokers[0]["port"] if out_brokers else None
     out_clients = []
     for c in clients:
-        auth = c.get("auth", "password")
-        entry: dict[str, Any] = {
-            "name": c["name"],
-            "username": c["name"],
-            "auth": auth,
-            "password": (c.get("password") if include_passwords else None) if auth == "password" else None,
-            "certfile": f"{client_cert_dir}/{c['name']}/chain.pem" if auth == "certificate" else None,
-            "keyfile": f"{client_cert_dir}/{c['name']}/key.pem" if auth == "certificate" else None,
-            "admin": bool(c.get("admin", False)),
-            "publish": [_expand(t, c["name"]) for t in c.get("publish") or []],
-            "subscribe": [_expand(t, c["name"]) for t in c.get("subscribe") or []],
-            "deny": [_expand(t, c["name"]) for t in c.get("deny") or []],
-            "expect": "revoked" if c.get("revoked", False) else "allowed",
-        }
-        port = default_ports.get(auth)
+        entry = _client(c, client_cert_dir, include_passwords)
+        port = default_ports.get(entry["auth"])
         if port is not None and port != main_port:
             entry["port"] = port
         out_clients.append(entry)
@@ -75,6 +49,38 @@ def describe(brokers: list[dict[str, Any]], clients: list[dict[str, Any]], ca_fi
     if vantage_points is not None:
         out["vantage_points"] = [_vantage_point(v) for v in vantage_points]
     return out
+
+
+def _broker(b: dict[str, Any]) -> dict[str, Any]:
+    ports = _listener_ports(b["listeners"])
+    return {
+        "name": b["name"],
+        "container": b["container"],
+        "address": b["address"],
+        "port": ports.get("password", next(iter(ports.values()))),
+        "tls_server_name": b["tls_server_name"],
+        "listeners": {auth: port for auth, port in sorted(ports.items())},
+        "max_packet_size": b.get("max_packet_size"),
+        "max_keepalive": b.get("max_keepalive"),
+        "local_listener_port": b.get("local_listener_port"),
+    }
+
+
+def _client(c: dict[str, Any], client_cert_dir: str, include_passwords: bool) -> dict[str, Any]:
+    auth = c.get("auth", "password")
+    return {
+        "name": c["name"],
+        "username": c["name"],
+        "auth": auth,
+        "password": (c.get("password") if include_passwords else None) if auth == "password" else None,
+        "certfile": f"{client_cert_dir}/{c['name']}/chain.pem" if auth == "certificate" else None,
+        "keyfile": f"{client_cert_dir}/{c['name']}/key.pem" if auth == "certificate" else None,
+        "admin": bool(c.get("admin", False)),
+        "publish": [_expand(t, c["name"]) for t in c.get("publish") or []],
+        "subscribe": [_expand(t, c["name"]) for t in c.get("subscribe") or []],
+        "deny": [_expand(t, c["name"]) for t in c.get("deny") or []],
+        "expect": "revoked" if c.get("revoked", False) else "allowed",
+    }
 
 
 def _vantage_point(v: dict[str, Any]) -> dict[str, Any]:

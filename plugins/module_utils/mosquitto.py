@@ -168,76 +168,96 @@ def _validate_raw_options(lines: list, var: str, scope: str) -> list[str]:
 
 def _validate_clients(s: dict[str, Any]) -> list[str]:
     errors = []
-    clients = s.get("mosquitto_clients") or []
     listeners = s.get("mosquitto_listeners") or []
     auths_served = {lst.get("authentication") for lst in listeners}
     clientid_is_username = bool(s.get("mosquitto_use_username_as_clientid", True))
     seen: dict[str, int] = {}
-    for i, c in enumerate(clients):
+    for i, c in enumerate(s.get("mosquitto_clients") or []):
         if not isinstance(c, dict):
             errors.append(f"{_path('mosquitto_clients', i)} must be a mapping with at least 'name'.")
             continue
-        name = c.get("name")
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            errors.append(f"{_path('mosquitto_clients', i, 'name')} is {name!r}; use 1-64 characters from "
-                          "A-Z a-z 0-9 . _ - starting with a letter or digit (it is the username, the client id "
-                          "and the certificate CN, so ':', '+', '#', '/' and spaces are not allowed).")
-        elif name in seen:
-            errors.append(f"{_path('mosquitto_clients', i, 'name')} {name!r} duplicates mosquitto_clients"
-                          f"[{seen[name]}]; every device needs its own unique name.")
-        else:
-            seen[name] = i
-        auth = c.get("auth", "password")
-        if auth not in AUTH_TYPES:
-            errors.append(f"{_path('mosquitto_clients', i, 'auth')} is {auth!r}; use 'password' or 'certificate'.")
-        elif auth not in auths_served:
-            errors.append(f"{_path('mosquitto_clients', i, 'auth')} is {auth!r} but no entry in mosquitto_listeners "
-                          f"has authentication: {auth}; add such a listener or change the client.")
-        password = c.get("password")
-        if auth == "password":
-            if not isinstance(password, str) or password == "":
-                vault_ref = f"{{{{ vault_mosquitto_passwords['{name}'] }}}}"
-                errors.append(f"{_path('mosquitto_clients', i, 'password')} is missing or empty for password client "
-                              f"{name!r}; set it from the vault (e.g. \"{vault_ref}\").")
-            elif "\0" in password:
-                errors.append(f"{_path('mosquitto_clients', i, 'password')} contains NUL; the broker would "
-                              "truncate it there.")
-        elif auth == "certificate" and password not in (None, ""):
-            errors.append(f"{_path('mosquitto_clients', i, 'password')} is set for certificate client {name!r}; "
-                          "the certificate listener ignores passwords, so remove it.")
+        errors += _client_name_errors(i, c.get("name"), seen)
+        errors += _client_auth_errors(i, c, auths_served)
         admin = c.get("admin", False)
         if not isinstance(admin, bool):
             errors.append(f"{_path('mosquitto_clients', i, 'admin')} must be true or false.")
         for key in ("publish", "subscribe", "deny"):
-            topics = c.get(key) or []
-            if not isinstance(topics, list):
-                errors.append(f"{_path('mosquitto_clients', i, key)} must be a list of topic filters.")
-                continue
-            for j, topic in enumerate(topics):
-                where = f"{_path('mosquitto_clients', i, key)}[{j}]"
-                problem = topic_filter_problem(topic)
-                if problem:
-                    errors.append(f"{where} {topic!r} {problem}; write a valid MQTT topic filter.")
-                    continue
-                if "%c" in topic and not clientid_is_username:
-                    errors.append(f"{where} uses %c, which the role can only resolve when "
-                                  "mosquitto_use_username_as_clientid is true; use %u or a literal topic.")
-                broad = broad_filter_problem(topic)
-                if broad and key != "deny" and admin is not True:
-                    errors.append(f"{_path('mosquitto_clients', i, key)} contains {topic!r}: it {broad}; only "
-                                  f"clients with admin: true may use '#', '+/...' or '$SYS' filters. Narrow the "
-                                  f"filter (e.g. 'sensors/{name}/#') or mark {name!r} admin: true.")
-        revoked = c.get("revoked", False)
-        if not isinstance(revoked, bool):
-            errors.append(f"{_path('mosquitto_clients', i, 'revoked')} must be true or false.")
-        elif revoked and auth != "certificate":
-            errors.append(f"{_path('mosquitto_clients', i, 'revoked')} is set for password client {name!r}; only "
-                          "certificates are revoked. Remove the client (or change its password) instead.")
+            errors += _client_topic_errors(i, c, key, admin is True, clientid_is_username)
+        errors += _client_revoked_errors(i, c)
         unknown = set(c) - CLIENT_KEYS
         if unknown:
             errors.append(f"{_path('mosquitto_clients', i)} has unknown key(s) {sorted(unknown)}; allowed: "
                           f"{', '.join(sorted(CLIENT_KEYS))}.")
     return errors
+
+
+def _client_name_errors(i: int, name: Any, seen: dict[str, int]) -> list[str]:
+    """mosquitto_clients[i].name: valid and unique (``seen`` maps the names so far to their index)."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        return [f"{_path('mosquitto_clients', i, 'name')} is {name!r}; use 1-64 characters from "
+                "A-Z a-z 0-9 . _ - starting with a letter or digit (it is the username, the client id "
+                "and the certificate CN, so ':', '+', '#', '/' and spaces are not allowed)."]
+    if name in seen:
+        return [f"{_path('mosquitto_clients', i, 'name')} {name!r} duplicates mosquitto_clients"
+                f"[{seen[name]}]; every device needs its own unique name."]
+    seen[name] = i
+    return []
+
+
+def _client_auth_errors(i: int, c: dict[str, Any], auths_served: set) -> list[str]:
+    """mosquitto_clients[i].auth is served by a listener, and the password fits the auth type."""
+    errors = []
+    name, auth, password = c.get("name"), c.get("auth", "password"), c.get("password")
+    if auth not in AUTH_TYPES:
+        errors.append(f"{_path('mosquitto_clients', i, 'auth')} is {auth!r}; use 'password' or 'certificate'.")
+    elif auth not in auths_served:
+        errors.append(f"{_path('mosquitto_clients', i, 'auth')} is {auth!r} but no entry in mosquitto_listeners "
+                      f"has authentication: {auth}; add such a listener or change the client.")
+    if auth == "password":
+        if not isinstance(password, str) or password == "":
+            vault_ref = f"{{{{ vault_mosquitto_passwords['{name}'] }}}}"
+            errors.append(f"{_path('mosquitto_clients', i, 'password')} is missing or empty for password client "
+                          f"{name!r}; set it from the vault (e.g. \"{vault_ref}\").")
+        elif "\0" in password:
+            errors.append(f"{_path('mosquitto_clients', i, 'password')} contains NUL; the broker would "
+                          "truncate it there.")
+    elif auth == "certificate" and password not in (None, ""):
+        errors.append(f"{_path('mosquitto_clients', i, 'password')} is set for certificate client {name!r}; "
+                      "the certificate listener ignores passwords, so remove it.")
+    return errors
+
+
+def _client_topic_errors(i: int, c: dict[str, Any], key: str, admin: bool, clientid_is_username: bool) -> list[str]:
+    """mosquitto_clients[i].<key> (publish, subscribe or deny): valid filters, broad ones for admins only."""
+    errors = []
+    name, topics = c.get("name"), c.get(key) or []
+    if not isinstance(topics, list):
+        return [f"{_path('mosquitto_clients', i, key)} must be a list of topic filters."]
+    for j, topic in enumerate(topics):
+        where = f"{_path('mosquitto_clients', i, key)}[{j}]"
+        problem = topic_filter_problem(topic)
+        if problem:
+            errors.append(f"{where} {topic!r} {problem}; write a valid MQTT topic filter.")
+            continue
+        if "%c" in topic and not clientid_is_username:
+            errors.append(f"{where} uses %c, which the role can only resolve when "
+                          "mosquitto_use_username_as_clientid is true; use %u or a literal topic.")
+        broad = broad_filter_problem(topic)
+        if broad and key != "deny" and not admin:
+            errors.append(f"{_path('mosquitto_clients', i, key)} contains {topic!r}: it {broad}; only "
+                          f"clients with admin: true may use '#', '+/...' or '$SYS' filters. Narrow the "
+                          f"filter (e.g. 'sensors/{name}/#') or mark {name!r} admin: true.")
+    return errors
+
+
+def _client_revoked_errors(i: int, c: dict[str, Any]) -> list[str]:
+    revoked = c.get("revoked", False)
+    if not isinstance(revoked, bool):
+        return [f"{_path('mosquitto_clients', i, 'revoked')} must be true or false."]
+    if revoked and c.get("auth", "password") != "certificate":
+        return [f"{_path('mosquitto_clients', i, 'revoked')} is set for password client {c.get('name')!r}; only "
+                "certificates are revoked. Remove the client (or change its password) instead."]
+    return []
 
 
 def _validate_patterns(patterns: list) -> list[str]:

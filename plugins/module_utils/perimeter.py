@@ -57,6 +57,24 @@ def nftables_problems(settings: dict) -> list[str]:
     table = settings.get("nftables_table", "")
     if not isinstance(table, str) or not NAME_RE.match(table):
         problems.append(f"nftables_table ({table!r}) must be 1-31 letters, digits or '_', starting with a letter")
+    problems += _management_problems(settings)
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(settings.get("nftables_rules") or []):
+        problems += _rule_problems(i, rule, seen)
+    problems += _log_problems(settings)
+    revert = settings.get("nftables_revert_after", 90)
+    confirm = settings.get("nftables_confirm_timeout", 30)
+    if not isinstance(confirm, int) or confirm < 5:
+        problems.append(f"nftables_confirm_timeout ({confirm!r}) must be an integer >= 5")
+    elif not isinstance(revert, int) or revert <= confirm + 10:
+        problems.append(f"nftables_revert_after ({revert!r}) must exceed nftables_confirm_timeout ({confirm}) "
+                        "by more than 10 seconds, or a good ruleset is reverted while it is being confirmed")
+    return problems
+
+
+def _management_problems(settings: dict) -> list[str]:
+    """nftables_management_cidrs and _port: the control path (SSH) stays open, and only to those networks."""
+    problems = []
     mgmt = settings.get("nftables_management_cidrs") or []
     if not mgmt:
         problems.append("nftables_management_cidrs is empty; SSH (the control path) would be blocked: "
@@ -70,38 +88,47 @@ def nftables_problems(settings: dict) -> list[str]:
     port = settings.get("nftables_management_port", 22)
     if not isinstance(port, int) or not 1 <= port <= 65535:
         problems.append(f"nftables_management_port ({port!r}): use a port between 1 and 65535")
-    seen: dict[str, int] = {}
-    for i, rule in enumerate(settings.get("nftables_rules") or []):
-        where = f"nftables_rules[{i}]"
-        if not isinstance(rule, dict):
-            problems.append(f"{where} is not a mapping")
-            continue
-        name = rule.get("name")
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            problems.append(f"{where}.name ({name!r}) must be 1-31 letters, digits or '_', starting with a letter")
-        elif name in seen:
-            problems.append(f"{where}.name ({name!r}) duplicates nftables_rules[{seen[name]}]")
-        else:
-            seen[name] = i
-        ports = rule.get("ports") or []
-        if not ports:
-            problems.append(f"{where}.ports is empty")
-        for j, p in enumerate(ports):
-            if not isinstance(p, int) or not 1 <= p <= 65535:
-                problems.append(f"{where}.ports[{j}] ({p!r}): use a port between 1 and 65535")
-        for j, src in enumerate(rule.get("sources") or []):
-            if (why := cidr_problem(src)) is not None:
-                problems.append(f"{where}.sources[{j}] ({src!r}) {why}")
-        for j, ifname in enumerate(rule.get("interfaces") or []):
-            if not isinstance(ifname, str) or not IFNAME_RE.match(ifname):
-                problems.append(f"{where}.interfaces[{j}] ({ifname!r}) is not an interface name")
-        for key in ("rate", "max_connections"):
-            value = rule.get(key, 0)
-            if not isinstance(value, int) or value < 0:
-                problems.append(f"{where}.{key} ({value!r}) must be an integer >= 0 (0 means no limit)")
-        burst = rule.get("burst", RULE_DEFAULTS["burst"])
-        if not isinstance(burst, int) or burst < 1:
-            problems.append(f"{where}.burst ({burst!r}) must be an integer >= 1")
+    return problems
+
+
+def _rule_problems(i: int, rule: object, seen: dict[str, int]) -> list[str]:
+    """nftables_rules[i] (``seen`` maps the rule names so far to their index)."""
+    where = f"nftables_rules[{i}]"
+    if not isinstance(rule, dict):
+        return [f"{where} is not a mapping"]
+    problems = []
+    name = rule.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        problems.append(f"{where}.name ({name!r}) must be 1-31 letters, digits or '_', starting with a letter")
+    elif name in seen:
+        problems.append(f"{where}.name ({name!r}) duplicates nftables_rules[{seen[name]}]")
+    else:
+        seen[name] = i
+    ports = rule.get("ports") or []
+    if not ports:
+        problems.append(f"{where}.ports is empty")
+    for j, p in enumerate(ports):
+        if not isinstance(p, int) or not 1 <= p <= 65535:
+            problems.append(f"{where}.ports[{j}] ({p!r}): use a port between 1 and 65535")
+    for j, src in enumerate(rule.get("sources") or []):
+        if (why := cidr_problem(src)) is not None:
+            problems.append(f"{where}.sources[{j}] ({src!r}) {why}")
+    for j, ifname in enumerate(rule.get("interfaces") or []):
+        if not isinstance(ifname, str) or not IFNAME_RE.match(ifname):
+            problems.append(f"{where}.interfaces[{j}] ({ifname!r}) is not an interface name")
+    for key in ("rate", "max_connections"):
+        value = rule.get(key, 0)
+        if not isinstance(value, int) or value < 0:
+            problems.append(f"{where}.{key} ({value!r}) must be an integer >= 0 (0 means no limit)")
+    burst = rule.get("burst", RULE_DEFAULTS["burst"])
+    if not isinstance(burst, int) or burst < 1:
+        problems.append(f"{where}.burst ({burst!r}) must be an integer >= 1")
+    return problems
+
+
+def _log_problems(settings: dict) -> list[str]:
+    """nftables_log_prefix, _rate and _group: what the drop log lines look like and how many there are."""
+    problems = []
     prefix = settings.get("nftables_log_prefix", "")
     if not isinstance(prefix, str) or len(prefix) > 60 or '"' in prefix or "\\" in prefix:
         problems.append(f"nftables_log_prefix ({prefix!r}) must be at most 60 characters without quotes or backslashes")
@@ -111,13 +138,6 @@ def nftables_problems(settings: dict) -> list[str]:
     group = settings.get("nftables_log_group", 0)
     if not isinstance(group, int) or not 0 <= group <= 65535:
         problems.append(f"nftables_log_group ({group!r}) must be between 0 and 65535")
-    revert = settings.get("nftables_revert_after", 90)
-    confirm = settings.get("nftables_confirm_timeout", 30)
-    if not isinstance(confirm, int) or confirm < 5:
-        problems.append(f"nftables_confirm_timeout ({confirm!r}) must be an integer >= 5")
-    elif not isinstance(revert, int) or revert <= confirm + 10:
-        problems.append(f"nftables_revert_after ({revert!r}) must exceed nftables_confirm_timeout ({confirm}) "
-                        "by more than 10 seconds, or a good ruleset is reverted while it is being confirmed")
     return problems
 
 
@@ -231,31 +251,11 @@ def wireguard_problems(settings: dict, inventory_hosts: list[str]) -> list[str]:
         if (why := cidr_problem(net)) is not None:
             problems.append(f"wireguard_routed_networks[{i}] ({net!r}) {why}")
     names: dict[str, int] = {}
-    external = False
-    for i, peer in enumerate(settings.get("wireguard_peers") or []):
-        where = f"wireguard_peers[{i}]"
-        host, name = peer.get("host"), peer.get("name")
-        if (host is None) == (name is None):
-            problems.append(f"{where} needs exactly one of host (a managed peer) "
-                            "or name (a peer Ansible does not manage)")
-            continue
-        key = host or name
-        if key in names:
-            problems.append(f"{where} ({key!r}) duplicates wireguard_peers[{names[key]}]")
-        names[key] = i
-        if host is not None and host not in inventory_hosts:
-            problems.append(f"{where}.host ({host!r}) is not a host of this inventory")
-        if name is not None:
-            external = True
-            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", name):
-                problems.append(f"{where}.name ({name!r}) must be 1-63 letters, digits, '.', '_' or '-'")
-            if not peer.get("addresses"):
-                problems.append(f"{where}.addresses is missing; "
-                                "a peer Ansible does not manage needs its tunnel address")
-        for field in ("addresses", "allowed_ips"):
-            for j, addr in enumerate(peer.get(field) or []):
-                if (why := cidr_problem(addr)) is not None:
-                    problems.append(f"{where}.{field}[{j}] ({addr!r}) {why}")
+    peers = settings.get("wireguard_peers") or []
+    for i, peer in enumerate(peers):
+        problems += _peer_problems(i, peer, names, inventory_hosts)
+    # A peer Ansible does not manage (name, not host) gets an exported config.
+    external = any(peer.get("name") is not None and peer.get("host") is None for peer in peers)
     if external and not settings.get("wireguard_endpoint"):
         problems.append("wireguard_endpoint is empty but wireguard_peers lists peers Ansible does not manage; "
                         "their exported configs need the address they dial")
@@ -268,6 +268,31 @@ def wireguard_problems(settings: dict, inventory_hosts: list[str]) -> list[str]:
     for i, unit in enumerate(settings.get("wireguard_before_units") or []):
         if not re.match(r"^[A-Za-z0-9@_.:\\-]+\.(service|socket|target)$", str(unit)):
             problems.append(f"wireguard_before_units[{i}] ({unit!r}) is not a systemd unit name like mosquitto.service")
+    return problems
+
+
+def _peer_problems(i: int, peer: dict, names: dict[str, int], inventory_hosts: list[str]) -> list[str]:
+    """wireguard_peers[i] (``names`` maps the peers so far to their index)."""
+    where = f"wireguard_peers[{i}]"
+    host, name = peer.get("host"), peer.get("name")
+    if (host is None) == (name is None):
+        return [f"{where} needs exactly one of host (a managed peer) or name (a peer Ansible does not manage)"]
+    problems = []
+    key = host or name
+    if key in names:
+        problems.append(f"{where} ({key!r}) duplicates wireguard_peers[{names[key]}]")
+    names[key] = i
+    if host is not None and host not in inventory_hosts:
+        problems.append(f"{where}.host ({host!r}) is not a host of this inventory")
+    if name is not None:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", name):
+            problems.append(f"{where}.name ({name!r}) must be 1-63 letters, digits, '.', '_' or '-'")
+        if not peer.get("addresses"):
+            problems.append(f"{where}.addresses is missing; a peer Ansible does not manage needs its tunnel address")
+    for field in ("addresses", "allowed_ips"):
+        for j, addr in enumerate(peer.get(field) or []):
+            if (why := cidr_problem(addr)) is not None:
+                problems.append(f"{where}.{field}[{j}] ({addr!r}) {why}")
     return problems
 
 
