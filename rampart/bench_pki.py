@@ -4,16 +4,17 @@ One run, three timings, all through real ``ansible-playbook`` runs against local
 pipelining on for every run, CA creation outside every timing that does not include it):
 
 a. **ours**: the ``pki`` role with N client names; all N certificates come from one
-   ``rampart_pki`` task (the role's CA and CRL tasks run too, they take milliseconds).
+   ``rampart.mqtt.pki`` task (the role's CA and CRL tasks run too, they take milliseconds).
 b. **community.crypto**: the same N certificates the usual per-item way, three loops over N:
    ``openssl_privatekey`` -> ``openssl_csr_pipe`` -> ``x509_certificate`` (provider ``ownca``,
-   signing with an intermediate made beforehand by :mod:`rampart.pki`). ``x509_certificate``
+   signing with an intermediate made beforehand by the collection's ``pki.ensure_ca``). ``x509_certificate``
    writes the file itself, so no fourth loop is needed to store the PEM (the fastest honest
    equivalent of ``x509_certificate_pipe`` + ``copy``).
 c. **ours again**: the same role run over the existing N (must report changed=0).
 
 Prints the three wall times and the ratio b/a. Every run's output goes to a log in the work
-directory. ``scripts/bench-pki --count 50`` is a quick smoke run; the default is N=1000.
+directory. ``rampart-bench-pki --count 50`` (or ``scripts/bench-pki``) is a quick smoke run; the default is
+N=1000.
 """
 
 from __future__ import annotations
