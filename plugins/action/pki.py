@@ -66,7 +66,7 @@ class ActionModule(ActionBase):
             for step in (_ensure_ca, _issue, _update_crl):
                 warnings += step(args, check_mode, result)
         except (ValueError, pki.PkiError, OSError) as exc:
-            # rampart.pki messages name the field and the fix and never contain key material or passphrases.
+            # The pki package's messages name the field and the fix and never contain key material or passphrases.
             return {**result, "changed": False, "failed": True, "msg": str(exc)}
         if warnings:
             result["warnings"] = warnings

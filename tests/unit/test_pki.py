@@ -1,4 +1,5 @@
-"""rampart.pki: CA hierarchy, leaf profiles, re-issue rules, revocation and CRLs, custody, check mode, validation."""
+"""The pki package (plugins/module_utils/pki/): CA hierarchy, leaf profiles, re-issue rules, revocation and
+CRLs, custody, check mode, validation."""
 
 from __future__ import annotations
 
