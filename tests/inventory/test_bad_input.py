@@ -201,8 +201,21 @@ CASES = [
          "nftables_revert_after", "must exceed nftables_confirm_timeout"),
     Case("nftables-bad-log-prefix", with_perimeter(nftables_log_prefix='drop "now"'),
          "nftables_log_prefix", "without quotes"),
+    # The wiring's own knobs are named as the operator wrote them, not as the nftables_rules they become.
     Case("perimeter-mqtt-negative-rate", with_perimeter(perimeter_mqtt_rate=-5),
-         "nftables_rules[0].rate", "must be an integer >= 0"),
+         "perimeter_mqtt_rate", "must be an integer >= 0"),
+    Case("perimeter-mqtt-burst-zero", with_perimeter(perimeter_mqtt_burst=0),
+         "perimeter_mqtt_burst", "must be an integer >= 1"),
+    Case("perimeter-extra-source-not-a-network", with_perimeter(perimeter_mqtt_extra_sources=["office"]),
+         "perimeter_mqtt_extra_sources", "must be a list of networks in CIDR notation"),
+    Case("broker-tls-name-is-an-address", override("brokers", mosquitto_tls_server_name="172.29.83.10"),
+         "mosquitto_tls_server_name", "must be a DNS name"),
+    Case("collector-tls-name-is-an-address", with_collector(log_collector_tls_server_name="172.29.83.30"),
+         "log_collector_tls_server_name", "must be a DNS name"),
+    # A certificate client named like a log sender's certificate would share its folder under clients/.
+    Case("certificate-client-named-like-a-log-sender",
+         with_collector("all", mosquitto_clients=[{"name": "log-client1", "auth": "certificate"}]),
+         "mosquitto_clients[0].name", "is the name of a log sender's certificate"),
     Case("vlan-id-4095", with_perimeter(vlan_mode="tagged", vlan_parent="eno1", vlan_interface="vlan83", vlan_id=4095),
          "vlan_id", "must be between 1 and 4094"),
     Case("vlan-gateway-outside-segment", with_perimeter(vlan_gateway="10.9.9.1"),
@@ -220,6 +233,13 @@ CASES = [
 ]
 
 
+# The failing task is a role's check (imported as rampart.mqtt.<role>) or one of the validation play's
+# own wiring checks.
+ROLES = ("mosquitto", "pki", "log_collector", "log_shipping", "fail2ban", "vlan", "nftables", "wireguard")
+FAILING_TASK_PREFIXES = (*(f"{role} : " for role in ROLES), *(f"rampart.mqtt.{role} : " for role in ROLES),
+                         "Check the wiring")
+
+
 def names_exactly(message: str, path: str) -> bool:
     """True when ``path`` occurs as a whole path, not as part of a longer one like path[0], path.x or x_path."""
     return re.search(rf"(?<![\w.\]]){re.escape(path)}(?![\w\[]|\.\w)", message) is not None
@@ -234,14 +254,12 @@ def test_bad_input_stops_before_any_host(case: Case, inventory_copy, run_playboo
 
     assert run.rc != 0, f"site.yml accepted the bad inventory:\n{run.output}"
     assert not run.contacted_a_host, f"a host was contacted before validation stopped the run:\n{run.output}"
-    # The validation step is one or more plays of the same name (brokers, perimeter, log pipeline).
-    assert set(run.plays) == {VALIDATION_PLAY}, f"plays other than the validation play ran:\n{run.output}"
+    # The validation step is one play.
+    assert run.plays == [VALIDATION_PLAY], f"plays other than the one validation play ran:\n{run.output}"
     failed = run.failed_task
     assert failed is not None, f"no task failed:\n{run.output}"
     assert failed[0] == VALIDATION_PLAY
-    assert failed[1].startswith(("mosquitto : ", "pki : ", "log_collector : ", "log_shipping : ", "fail2ban : ",
-                                "vlan : ", "nftables : ", "wireguard : ")), \
-        f"unexpected failing task {failed[1]!r}"
+    assert failed[1].startswith(FAILING_TASK_PREFIXES), f"unexpected failing task {failed[1]!r}"
     messages = "\n".join(run.error_messages)
     assert names_exactly(messages, case.path), f"no message names {case.path}:\n{messages or run.output}"
     assert case.reason in messages, f"no message says {case.reason!r}:\n{messages or run.output}"
@@ -255,7 +273,7 @@ def test_lab_inventory_passes_validation(inventory_copy, run_playbook) -> None:
     run = run_playbook("validate.yml", inv.path)
 
     assert run.rc == 0, run.output
-    assert set(run.plays) == {VALIDATION_PLAY}
+    assert run.plays == [VALIDATION_PLAY]
     assert run.failed_task is None
     assert not run.contacted_a_host, run.output
     assert not inv.pki_dir.exists()
@@ -269,7 +287,7 @@ def test_lab_inventory_with_a_collector_passes_validation(inventory_copy, run_pl
     run = run_playbook("validate.yml", inv.path)
 
     assert run.rc == 0, run.output
-    assert set(run.plays) == {VALIDATION_PLAY}
+    assert run.plays == [VALIDATION_PLAY]
     assert "log_collector : Check that someone may send" in run.output, "the collector was not validated"
     assert "log_shipping : Check the queue sizes" in run.output, "the senders were not validated"
     assert "fail2ban : Check the ports" in run.output, "the brokers' fail2ban settings were not validated"
@@ -297,7 +315,42 @@ def test_inventory_with_perimeter_passes_validation(inventory_copy, run_playbook
     run = run_playbook("validate.yml", inv.path)
 
     assert run.rc == 0, run.output
-    assert set(run.plays) == {VALIDATION_PLAY}
+    assert run.plays == [VALIDATION_PLAY]
     assert run.failed_task is None
     assert not run.contacted_a_host, run.output
-    assert "Validate the wireguard variables" in run.output and "Validate the nftables variables" in run.output
+    assert "wireguard : Check the WireGuard variables" in run.output, "the tunnel was not validated"
+    assert "nftables : Check the firewall variables" in run.output, "the firewall was not validated"
+
+
+# Under --tags the validation play still runs first (it is tagged always): a part of the deployment never
+# reaches a host with an inventory the whole run would refuse.
+TAGGED_CASES = {c.id: c for c in CASES if c.id in ("listener-port-70000", "fail2ban-one-strike")}
+
+
+@pytest.mark.parametrize(("tag", "case_id"), [("mosquitto", "listener-port-70000"), ("logs", "fail2ban-one-strike")])
+def test_bad_input_stops_a_tagged_run_before_any_host(tag: str, case_id: str, inventory_copy, run_playbook) -> None:
+    case = TAGGED_CASES[case_id]
+    inv = inventory_copy("lab")
+    case.mutate(inv)
+
+    run = run_playbook("site.yml", inv.path, "--tags", tag)
+
+    assert run.rc != 0, f"site.yml --tags {tag} accepted the bad inventory:\n{run.output}"
+    assert not run.contacted_a_host, f"--tags {tag} contacted a host before validation stopped the run:\n{run.output}"
+    assert run.plays == [VALIDATION_PLAY], run.output
+    assert run.failed_task is not None and run.failed_task[0] == VALIDATION_PLAY, run.output
+    messages = "\n".join(run.error_messages)
+    assert names_exactly(messages, case.path), f"no message names {case.path}:\n{messages or run.output}"
+
+
+@pytest.mark.parametrize("tag", ["mosquitto", "logs"])
+def test_valid_inventory_under_a_tag_goes_on_to_the_hosts(tag: str, inventory_copy, run_playbook) -> None:
+    """Control for the tagged cases: with a valid inventory the same tag does reach the hosts."""
+    inv = inventory_copy("lab")
+    with_collector()(inv)
+
+    run = run_playbook("site.yml", inv.path, "--tags", tag)
+
+    assert run.rc != 0, run.output
+    assert run.contacted_a_host, f"--tags {tag} never reached a host:\n{run.output}"
+    assert run.plays[0] == VALIDATION_PLAY
