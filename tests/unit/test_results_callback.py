@@ -42,7 +42,7 @@ PLAYBOOK = """\
       loop: [a, b]
       loop_control:
         label: "label-{{ item }}"
-      ignore_errors: true
+      ignore_errors: true  # on purpose: the callback must record a failed item of an ignored task
     - name: Never runs
       ansible.builtin.debug:
         msg: skipped
