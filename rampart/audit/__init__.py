@@ -1,0 +1,1 @@
+"""The audit: drift against the code and posture against attack (scripts/audit)."""
