@@ -90,7 +90,7 @@ CHECKS: dict[str, Check] = dict(
         _check("TLS-CERT-EXPIRY", "The server certificate is valid for longer than the warning period", "posture",
                "high", ALL, "Certificate lifecycle: rotate before expiry",
                "Converge (the pki role renews certificates inside their renewal window)"),
-        _check("CRL-FRESH", "The broker's CRL is valid for longer than the warning period", "posture", "high",
+        _check("CRL-FRESH", "The CRL the broker loads is valid for longer than the warning period", "host", "high",
                ENHANCED, "Certificate lifecycle: revocation", "Run site.yml --tags crl to re-sign and push the CRL"),
         _check("CRL-REVOKED-REFUSED", "Every client the inventory revokes is refused at the TLS handshake",
                "posture", "critical", ENHANCED, "Certificate lifecycle: revocation",
