@@ -1,7 +1,7 @@
 """Fixtures for the log pipeline tests (tests/logging), run from the control node.
 
 What to test comes from the deployment description (tests/support/lab.py, the .lab/lab.json schema) with
-its `collector` entry ({container, log_dir, address, owner, group, file_mode, dir_mode}); molecule/logging's
+its `collector` entry ({container, log_dir, address, owner, group, file_mode, dir_mode}); Molecule default's
 verify.yml writes it. Hosts are reached with `docker exec` (their containers are named in it).
 The attacker is a throw-away container on the deployment's Docker network (RAMPART_LOG_NETWORK),
 started here and removed afterwards; the legitimate client is the control node itself.
@@ -63,7 +63,7 @@ def files(collector) -> CollectorFiles:
 @pytest.fixture(scope="session")
 def attacker(collector) -> dict:
     """A container on the deployment's network with its own address; removed after the session."""
-    network = os.environ.get("RAMPART_LOG_NETWORK", "rampart-log")
+    network = os.environ.get("RAMPART_LOG_NETWORK", "rampart-molecule")
     image = os.environ.get("RAMPART_ATTACKER_IMAGE", "rampart/debian13:latest")
     subprocess.run(["docker", "rm", "-f", ATTACKER], capture_output=True, check=False)
     subprocess.run(["docker", "run", "-d", "--name", ATTACKER, "--label", OWNER_LABEL, "--network", network,
