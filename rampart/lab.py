@@ -254,10 +254,10 @@ def _up(args: argparse.Namespace) -> int:
     if site.rc != 0:
         print(f"lab: converging site.yml failed (rc={site.rc})", file=sys.stderr)
         return site.rc
-    rc = playbook("describe.yml", "-e", f"rampart_describe_path={LAB_JSON}").rc
-    if rc != 0:
-        return rc
-    changed = site.changed
+    described = playbook("describe.yml", "-e", f"rampart_describe_path={LAB_JSON}")
+    if described.rc != 0:
+        return described.rc
+    changed = site.changed + described.changed  # a re-run writes no new description either
     print(f"\nlab: up in {time.monotonic() - started:.0f}s; containers {'created' if created else 'unchanged'}; "
           f"site.yml changed={changed}")
     print_connect_help()
