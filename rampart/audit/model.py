@@ -38,7 +38,8 @@ class Check:
 
 def _check(*args) -> tuple[str, Check]:
     c = Check(*args)
-    assert c.kind in KINDS and c.severity in SEVERITIES and set(c.profiles) <= set(PROFILES), c
+    if c.kind not in KINDS or c.severity not in SEVERITIES or not set(c.profiles) <= set(PROFILES):
+        raise ValueError(f"check {c.id}: bad kind, severity or profiles")
     return c.id, c
 
 
