@@ -50,6 +50,7 @@ class TaskResult:
     diff: list = field(default_factory=list)
     msg: str | None = None
     failed_items: list = field(default_factory=list)
+    path: str | None = None  # where the task is written: "file:line"
 
     @property
     def name(self) -> str:

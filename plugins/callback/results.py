@@ -21,7 +21,8 @@ description:
   - Writes one JSON object per line to the file named by O(path), appending, flushed after every record.
   - A record of C(type) C(play) (with C(play), its name) when a play starts.
   - A record of C(type) C(task) for every task result (handlers included, C(handler) true), with C(host), C(play),
-    C(role), C(task), C(action), C(status) (one of ok, changed, failed, skipped, unreachable) and C(changed).
+    C(role), C(task), C(action), C(status) (one of ok, changed, failed, skipped, unreachable), C(changed) and
+    C(path) (the file and line the task is written at).
   - A task record carries C(diff) (a list of Ansible diff objects) when the task produced one, C(msg) when it
     failed or was unreachable, and C(failed_items) (loop label and message) for failed loop items.
   - For a C(no_log) task the record says only what happened, C(censored) is true and no diff, message or
@@ -86,6 +87,7 @@ class CallbackModule(CallbackBase):
             "changed": bool(data.get("changed", False)),
             "censored": censored,
             "gathers_facts": task.action in _GATHER_ACTIONS,
+            "path": task.get_path() or None,
         }
         if censored:
             return record

@@ -96,6 +96,12 @@ def test_play_and_task_records(run):
     assert {t.play for t in run.tasks} == {"Tiny play"}
 
 
+def test_each_task_says_where_it_is_written(run):
+    role_task = by_task(run, "Touch from the role")
+    assert role_task.path.endswith("roles/demo/tasks/main.yml:1"), role_task.path
+    assert by_task(run, "Write a file").path.endswith("play.yml:9"), by_task(run, "Write a file").path
+
+
 def test_statuses_and_the_changed_diff(run):
     plain = by_task(run, "Write a file")
     assert (plain.status, plain.changed, plain.action) == ("changed", True, "ansible.builtin.copy")
