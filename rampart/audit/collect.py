@@ -1,0 +1,124 @@
+"""Read the deployment for the audit: playbooks/audit.yml (read-only), results read through the callback.
+
+``collect(ctx)`` returns the description (the .lab/lab.json schema, with the clients' passwords, kept in
+the audit's private temporary directory), each host's facts (playbooks/files/audit_facts.py) and each host's
+declared profile. A run that cannot read a host raises AuditError (exit 2) with the cause and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rampart import results
+
+from .model import AuditError, Context
+
+DEFAULT_PROFILE = "enhanced"
+VAULT_ERRORS = ("Decryption failed", "no vault secrets were found", "Attempting to decrypt but no vault secrets")
+
+
+@dataclass
+class Collected:
+    description: dict
+    facts: dict[str, dict]
+    profiles: dict[str, str] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    hostvars: dict[str, dict] = field(default_factory=dict)
+
+
+def ansible_env(ctx: Context) -> dict[str, str]:
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    cfg = ctx.project / "ansible.cfg"
+    if cfg.exists():
+        env.setdefault("ANSIBLE_CONFIG", str(cfg))
+    return env
+
+
+def playbook_cmd(ctx: Context, playbook: str, *extra: str) -> list[str]:
+    """ansible-playbook with the context's inventories, limit and vault arguments."""
+    cmd = [_tool(ctx, "ansible-playbook")]
+    for inventory in ctx.inventories:
+        cmd += ["-i", inventory]
+    if ctx.limit:
+        cmd += ["--limit", ctx.limit]
+    return [*cmd, *ctx.ansible_args, str(ctx.project / "playbooks" / playbook), *extra]
+
+
+def _tool(ctx: Context, name: str) -> str:
+    beside = Path(os.environ.get("VIRTUAL_ENV", "")) / "bin" / name
+    local = ctx.project / ".venv" / "bin" / name
+    return str(local if local.exists() else beside if beside.exists() else name)
+
+
+def explain(run: results.PlaybookResult, what: str) -> AuditError:
+    """The one-line cause and fix of a run that could not read the deployment."""
+    unreachable = sorted({t.host for t in run.tasks if t.status == "unreachable"})
+    if unreachable:
+        return AuditError(f"{what}: host(s) {', '.join(unreachable)} unreachable; check the address and the SSH "
+                          "credentials in the inventory (or leave the host out with --limit)")
+    if any(marker in run.output for marker in VAULT_ERRORS):
+        return AuditError(f"{what}: the inventory's vault could not be decrypted; pass the right password with "
+                          "--vault-password-file or --vault-id")
+    failed = next(iter(run.failures), None)
+    if failed is not None:
+        message = (failed.messages or ["(no message)"])[0].strip().splitlines()[0]
+        return AuditError(f"{what}: {failed.host}: {failed.name}: {message}")
+    error = re.search(r"^ERROR! (.+)$", run.output, re.MULTILINE)
+    return AuditError(f"{what}: {error.group(1) if error else f'ansible-playbook exited {run.rc}'}")
+
+
+def collect(ctx: Context) -> Collected:
+    workdir = ctx.workdir
+    cmd = playbook_cmd(ctx, "audit.yml", "-e", f"rampart_audit_dir={workdir}")
+    run = results.run(cmd, env=ansible_env(ctx), cwd=ctx.project, timeout=900)
+    if run.rc != 0:
+        raise explain(run, "reading the deployment (playbooks/audit.yml)")
+    description = json.loads((workdir / "description.json").read_text())
+    facts = {p.stem: json.loads(p.read_text()) for p in workdir.glob("*.json") if p.stem != "description"}
+    inventory = _inventory(ctx)
+    hostvars = inventory.get("_meta", {}).get("hostvars", {})
+    profiles = {host: str(hostvars.get(host, {}).get("rampart_profile", DEFAULT_PROFILE)) for host in facts}
+    groups = {name: sorted(_hosts(inventory, name)) for name in inventory if name != "_meta"}
+    return Collected(description, facts, profiles, groups, {h: hostvars.get(h, {}) for h in facts})
+
+
+def _inventory(ctx: Context) -> dict:
+    """ansible-inventory --list (vault decrypted): groups and the inventory's own variables per host."""
+    cmd = [_tool(ctx, "ansible-inventory"), "--list"]
+    for inventory in ctx.inventories:
+        cmd += ["-i", inventory]
+    cmd += [a for a in ctx.ansible_args if a.startswith("--vault") or a == "--ask-vault-pass"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(ctx), cwd=ctx.project,
+                          timeout=300, check=False)
+    if proc.returncode != 0:
+        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+        raise AuditError(f"reading the inventory: {last}")
+    return json.loads(proc.stdout)
+
+
+def _hosts(inventory: dict, group: str) -> set[str]:
+    node = inventory.get(group) or {}
+    found = set(node.get("hosts") or [])
+    for child in node.get("children") or []:
+        found |= _hosts(inventory, child)
+    return found
+
+
+def declared_ports(host: str, collected: Collected) -> set[tuple[str, int]]:
+    """(protocol, port) the inventory declares on the host: MQTT, SSH, WireGuard, the collector's RELP port."""
+    hostvars, groups = collected.hostvars.get(host, {}), collected.groups
+    declared = {("tcp", int(hostvars.get("ansible_port", 22)))}
+    for broker in collected.description.get("brokers", []):
+        if broker["name"] == host:
+            declared |= {("tcp", int(p)) for p in broker["listeners"].values()}
+    if host in groups.get("wireguard", []):
+        declared.add(("udp", int(hostvars.get("wireguard_port", 51820))))
+    collector = collected.description.get("collector")
+    if collector and host in groups.get("collectors", []):
+        declared.add(("tcp", int(collector["port"])))
+    return declared

@@ -1,0 +1,311 @@
+"""Posture: what an attacker or a device sees, probed from outside the broker.
+
+The TLS protocol and suite checks run sslyze (its own virtualenv, .venv-sslyze, made by scripts/bootstrap);
+the MQTT checks speak MQTT with rampart.mqttprobe (raw CONNECT) and paho-mqtt. Every probe has a short timeout.
+The audit publishes one non-retained QoS 1 message per broker, on a topic of its own under a publisher's grant
+(``<grant>/rampart-audit/<nonce>``), to prove that an ordinary client subscribed to ``#`` does not get it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from cryptography import x509
+
+from rampart import mqttprobe
+
+from .model import AuditError, Context, Finding
+
+PLAINTEXT_PORTS = (1883, 80, 8080, 9001)
+CERT_WARN_DAYS = 30
+WEAK_CIPHER_MARKERS = ("NULL", "EXPORT", "RC4", "3DES", "DES_", "MD5", "anon", "_CBC_SHA")
+SSLYZE = Path(__file__).resolve().parents[2] / ".venv-sslyze" / "bin" / "sslyze"
+
+
+def sslyze_path() -> str:
+    found = os.environ.get("RAMPART_SSLYZE") or (str(SSLYZE) if SSLYZE.exists() else shutil.which("sslyze"))
+    if not found:
+        raise AuditError("sslyze is missing: run scripts/bootstrap (it makes .venv-sslyze), or set RAMPART_SSLYZE")
+    return found
+
+
+def target_description(target: str, cafile=None, username=None, password=None, certfile=None, keyfile=None,
+                       server_name=None) -> dict:
+    """A description of one broker Rampart did not deploy (scripts/audit --target HOST:PORT)."""
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise AuditError(f"--target {target!r}: give HOST:PORT, e.g. --target mqtt.example.net:8883")
+    client = {"name": username or "audit", "username": username, "password": password, "auth": "password",
+              "certfile": certfile, "keyfile": keyfile, "admin": False, "publish": [], "subscribe": [],
+              "deny": [], "expect": "allowed"}
+    return {"brokers": [{"name": target, "address": host.strip("[]"), "port": int(port),
+                         "listeners": {"given": int(port)}, "tls_server_name": server_name or host.strip("[]")}],
+            "ca_file": cafile, "clients": [client] if (username or certfile) else [], "target": True}
+
+
+def run(ctx: Context, description: dict, profiles: dict[str, str]) -> list[Finding]:
+    brokers = description.get("brokers", [])
+    with ThreadPoolExecutor(max_workers=max(1, 2 * len(brokers))) as pool:
+        scans = {b["name"]: {p: pool.submit(sslyze_scan, b, p, description.get("ca_file"))
+                             for p in set(b["listeners"].values())} for b in brokers}
+        findings = []
+        for broker in brokers:
+            profile = ctx.profile or profiles.get(broker["name"], "enhanced")
+            tls = {port: future.result() for port, future in scans[broker["name"]].items()}
+            findings += broker_findings(ctx, description, broker, profile, tls)
+    return findings
+
+
+def broker_findings(ctx: Context, description: dict, broker: dict, profile: str, tls: dict) -> list[Finding]:
+    host, wants = broker["name"], lambda check: ctx.wants(check, profile)
+    out = []
+    if wants("TLS-PROTOCOLS"):
+        out.append(protocols(host, tls, profile))
+    if wants("TLS-CIPHERS"):
+        out.append(ciphers(host, tls))
+    if wants("TLS-CERT-CHAIN") or wants("TLS-CERT-EXPIRY"):
+        chain, expiry = certificate(host, broker, description.get("ca_file"))
+        out += [f for f in (chain, expiry) if wants(f.check)]
+    if wants("MQTT-NO-PLAINTEXT"):
+        out.append(plaintext(host, broker))
+    if wants("MQTT-NO-ANONYMOUS"):
+        out.append(anonymous(host, broker, description.get("ca_file")))
+    if wants("CRL-REVOKED-REFUSED") and any(c["expect"] == "revoked" for c in description.get("clients", [])):
+        out.append(revoked(host, broker, description))
+    if wants("ACL-SYS-DENIED") or wants("ACL-WILDCARD-DENIED"):
+        out += [f for f in acl(host, broker, description) if wants(f.check)]
+    if wants("NET-REACH") and description.get("vantage_points"):
+        out.append(reach(host, broker, description["vantage_points"]))
+    return out
+
+
+def sslyze_scan(broker: dict, port: int, ca_file: str | None) -> dict:
+    target = f"{broker['tls_server_name']}:{port}{{{broker['address']}}}"
+    cmd = [sslyze_path(), "--quiet", "--json_out=-", "--mozilla_config=disable", "--sslv2", "--sslv3", "--tlsv1",
+           "--tlsv1_1", "--tlsv1_2", "--tlsv1_3", target]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    try:
+        return parse_sslyze(json.loads(proc.stdout))
+    except (json.JSONDecodeError, KeyError, IndexError) as exc:
+        return {"error": f"sslyze gave no result for {target}: {exc}: {proc.stderr.strip()[-200:]}"}
+
+
+def parse_sslyze(doc: dict) -> dict:
+    """{'protocols': {name: [accepted suites]}} or {'error': ...} from sslyze's JSON output."""
+    result = doc["server_scan_results"][0]
+    if result.get("scan_status") != "COMPLETED":
+        return {"error": f"sslyze could not connect: {result.get('connectivity_error_trace') or result['scan_status']}"}
+    names = {"ssl_2_0_cipher_suites": "SSLv2", "ssl_3_0_cipher_suites": "SSLv3", "tls_1_0_cipher_suites": "TLSv1.0",
+             "tls_1_1_cipher_suites": "TLSv1.1", "tls_1_2_cipher_suites": "TLSv1.2",
+             "tls_1_3_cipher_suites": "TLSv1.3"}
+    protocols = {}
+    for key, name in names.items():
+        attempt = result["scan_result"][key]
+        if attempt.get("status") != "COMPLETED":
+            return {"error": f"sslyze's {name} scan did not complete: {attempt.get('error_trace') or attempt}"}
+        protocols[name] = [s["cipher_suite"]["name"] for s in attempt["result"]["accepted_cipher_suites"]]
+    return {"protocols": protocols}
+
+
+def _tls_error(host: str, check: str, tls: dict) -> Finding | None:
+    errors = [r["error"] for r in tls.values() if "error" in r]
+    return Finding(check, host, "error", errors[0]) if errors else None
+
+
+def protocols(host: str, tls: dict, profile: str) -> Finding:
+    error = _tls_error(host, "TLS-PROTOCOLS", tls)
+    if error:
+        return error
+    allowed = {"TLSv1.3"} if profile == "high" else {"TLSv1.2", "TLSv1.3"}
+    offered = {port: sorted(p for p, suites in r["protocols"].items() if suites) for port, r in tls.items()}
+    bad = {port: sorted(set(v) - allowed) for port, v in offered.items() if set(v) - allowed}
+    if bad:
+        return Finding("TLS-PROTOCOLS", host, "fail", f"offers {bad} (profile {profile} allows {sorted(allowed)})",
+                       {"offered": offered})
+    used = {p for versions in offered.values() for p in versions}
+    return Finding("TLS-PROTOCOLS", host, "pass", f"offers only {sorted(used)}",
+                   {"offered": offered})
+
+
+def ciphers(host: str, tls: dict) -> Finding:
+    error = _tls_error(host, "TLS-CIPHERS", tls)
+    if error:
+        return error
+    weak = sorted({s for r in tls.values() for suites in r["protocols"].values() for s in suites
+                   if any(m in s for m in WEAK_CIPHER_MARKERS) or s.startswith("TLS_RSA_")})
+    if weak:
+        return Finding("TLS-CIPHERS", host, "fail", "weak suites offered: " + ", ".join(weak), {"weak": weak})
+    return Finding("TLS-CIPHERS", host, "pass", "only forward-secret AEAD suites")
+
+
+def _server_chain(broker: dict, ca_file: str | None) -> tuple[list[x509.Certificate], str | None]:
+    """The certificates the broker presents, and why they do not verify against ca_file (None: they do)."""
+    port = next(iter(broker["listeners"].values()))
+    ctx = mqttprobe.tls_context(None, verify=False)
+    with ctx.wrap_socket(_socket(broker["address"], port), server_hostname=broker["tls_server_name"]) as sock:
+        chain = [x509.load_der_x509_certificate(c) for c in sock.get_unverified_chain()]
+    if not ca_file:
+        return chain, "no CA file given (--cafile): the chain was not verified"
+    try:
+        verify = mqttprobe.tls_context(ca_file)
+        with verify.wrap_socket(_socket(broker["address"], port), server_hostname=broker["tls_server_name"]):
+            return chain, None
+    except ssl.SSLError as exc:
+        return chain, f"does not verify against {ca_file} for {broker['tls_server_name']}: {exc.reason or exc}"
+
+
+def _socket(address: str, port: int) -> socket.socket:
+    return socket.create_connection((address, port), timeout=5)
+
+
+def certificate(host: str, broker: dict, ca_file: str | None) -> tuple[Finding, Finding]:
+    try:
+        chain, problem = _server_chain(broker, ca_file)
+    except OSError as exc:
+        err = f"no TLS handshake with {broker['address']}: {exc}"
+        return Finding("TLS-CERT-CHAIN", host, "error", err), Finding("TLS-CERT-EXPIRY", host, "error", err)
+    leaf = chain[0]
+    days = (leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)).total_seconds() / 86400
+    expiry = Finding("TLS-CERT-EXPIRY", host, "pass" if days > CERT_WARN_DAYS else "fail",
+                     f"the server certificate expires in {days:.0f} days (warn under {CERT_WARN_DAYS})",
+                     {"days_left": round(days, 1)})
+    subject = leaf.subject.rfc4514_string()
+    chain_finding = Finding("TLS-CERT-CHAIN", host, "fail" if problem else "pass",
+                            f"{subject} {problem}" if problem else f"{subject} chains to the CA and names "
+                            f"{broker['tls_server_name']}")
+    return chain_finding, expiry
+
+
+def plaintext(host: str, broker: dict) -> Finding:
+    open_ports = []
+    for port in sorted(set(PLAINTEXT_PORTS) - set(broker["listeners"].values())):
+        res = mqttprobe.raw_connect(broker["address"], port, None, None, timeout=3)
+        if res.outcome == "connack":
+            open_ports.append(port)
+    if open_ports:
+        return Finding("MQTT-NO-PLAINTEXT", host, "fail", f"plaintext MQTT answers on {open_ports}",
+                       {"ports": open_ports})
+    return Finding("MQTT-NO-PLAINTEXT", host, "pass", f"no plaintext MQTT on {list(PLAINTEXT_PORTS)}")
+
+
+def anonymous(host: str, broker: dict, ca_file: str | None) -> Finding:
+    accepted = []
+    for name, port in sorted(broker["listeners"].items()):
+        res = mqttprobe.raw_connect(broker["address"], port, mqttprobe.tls_context(ca_file, verify=bool(ca_file)),
+                                    broker["tls_server_name"], timeout=5)
+        if res.accepted:
+            accepted.append(f"{name}:{port}")
+    if accepted:
+        return Finding("MQTT-NO-ANONYMOUS", host, "fail", f"anonymous CONNECT accepted on {accepted}")
+    return Finding("MQTT-NO-ANONYMOUS", host, "pass", "anonymous CONNECT refused on every TLS listener")
+
+
+def revoked(host: str, broker: dict, description: dict) -> Finding:
+    port = broker["listeners"].get("certificate")
+    admitted = []
+    for client in (c for c in description["clients"] if c["expect"] == "revoked" and c["certfile"]):
+        if port is None or not Path(client["certfile"]).exists():
+            continue
+        ctx = mqttprobe.tls_context(description["ca_file"], client["certfile"], client["keyfile"])
+        if mqttprobe.raw_connect(broker["address"], port, ctx, broker["tls_server_name"]).accepted:
+            admitted.append(client["name"])
+    if admitted:
+        return Finding("CRL-REVOKED-REFUSED", host, "fail", f"revoked clients still admitted: {admitted}")
+    return Finding("CRL-REVOKED-REFUSED", host, "pass", "every revoked client is refused")
+
+
+def _ordinary(description: dict) -> dict | None:
+    return next((c for c in description.get("clients", []) if c["expect"] == "allowed" and not c["admin"]
+                 and c["auth"] == "password" and c.get("password")), None)
+
+
+def acl(host: str, broker: dict, description: dict) -> list[Finding]:
+    client = _ordinary(description)
+    if client is None:
+        why = "no ordinary password client with a password to probe with (give --username/--password-env)"
+        return [Finding("ACL-SYS-DENIED", host, "error", why), Finding("ACL-WILDCARD-DENIED", host, "error", why)]
+    port = broker["listeners"].get("password", next(iter(broker["listeners"].values())))
+    ctx = mqttprobe.tls_context(description.get("ca_file"), verify=bool(description.get("ca_file")))
+    reader = mqttprobe.session(broker["address"], port, ctx, broker["tls_server_name"], client["username"],
+                               client["password"])
+    try:
+        reader.subscribe("$SYS/#")
+        reader.subscribe("#")
+        probe = _publish_probe(broker, port, description, client)
+        got = reader.received(wait=2.0)
+    finally:
+        reader.close()
+    sys_topics = sorted({t for t, _ in got if t.startswith("$SYS")})
+    foreign = sorted({t for t, _ in got if not t.startswith("$SYS") and not _granted(t, client["subscribe"])})
+    return [
+        Finding("ACL-SYS-DENIED", host, "fail" if sys_topics else "pass",
+                f"{client['name']} read {sys_topics[:3]}" if sys_topics else f"{client['name']} gets no $SYS topic"),
+        Finding("ACL-WILDCARD-DENIED", host, "fail" if foreign else "pass",
+                f"{client['name']} read topics outside its grants: {foreign[:3]}" if foreign else
+                f"{client['name']} subscribed to # and got only its own topics"
+                + (f" (not the audit's probe on {probe})" if probe else "")),
+    ]
+
+
+def _publish_probe(broker: dict, port: int, description: dict, reader: dict) -> str | None:
+    """One QoS 1 message from another password client, on a topic the reader may not read; its topic or None."""
+    for c in description.get("clients", []):
+        grants = [g for g in c["publish"] if g.endswith("/#")]
+        if c is reader or c["auth"] != "password" or not c.get("password") or c["expect"] != "allowed" or not grants:
+            continue
+        topic = f"{grants[0][:-2]}/rampart-audit/{uuid.uuid4().hex[:12]}"
+        if _granted(topic, reader["subscribe"]):
+            continue
+        ctx = mqttprobe.tls_context(description.get("ca_file"))
+        writer = mqttprobe.session(broker["address"], port, ctx, broker["tls_server_name"], c["username"],
+                                   c["password"])
+        try:
+            writer.publish(topic, b"rampart-audit", qos=1)
+        finally:
+            writer.close()
+        return topic
+    return None
+
+
+def _granted(topic: str, filters: list[str]) -> bool:
+    return any(_matches(f, topic) for f in filters)
+
+
+def _matches(pattern: str, topic: str) -> bool:
+    p, t = pattern.split("/"), topic.split("/")
+    for i, part in enumerate(p):
+        if part == "#":
+            return True
+        if i >= len(t) or (part != "+" and part != t[i]):
+            return False
+    return len(p) == len(t)
+
+
+def reach(host: str, broker: dict, points: list[dict]) -> Finding:
+    wrong = []
+    for point in points:
+        address = point.get("broker_address") or broker["address"]
+        for port in sorted(set(broker["listeners"].values())):
+            reached = _reaches(point["container"], address, port)
+            if reached != point["can_reach_broker"]:
+                wrong.append(f"{point['name']} {'reaches' if reached else 'cannot reach'} {address}:{port}")
+    if wrong:
+        return Finding("NET-REACH", host, "fail", "; ".join(wrong), {"wrong": wrong})
+    return Finding("NET-REACH", host, "pass", f"{len(points)} vantage points reach exactly what they should")
+
+
+def _reaches(container: str, address: str, port: int) -> bool:
+    code = ("import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
+            "except OSError:\n sys.exit(1)")
+    proc = subprocess.run(["docker", "exec", container, "python3", "-c", code, address, str(port)],
+                          capture_output=True, timeout=30, check=False)
+    return proc.returncode == 0
