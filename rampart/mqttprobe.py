@@ -189,7 +189,7 @@ class Session:
         self.client.loop_stop()
 
 
-def session(address: str, port: int, ctx: NamedContext, server_name: str, username: str | None = None,
+def session(address: str, port: int, ctx: NamedContext | None, server_name: str, username: str | None = None,
             password: str | None = None, protocol: int = MQTT5, client_id: str | None = None,
             timeout: float = 10.0) -> Session:
     """Connect with paho-mqtt; raises ConnectionError when the broker does not accept."""
@@ -197,8 +197,9 @@ def session(address: str, port: int, ctx: NamedContext, server_name: str, userna
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"s-{uuid.uuid4().hex[:8]}",
                          protocol=proto)
     s = Session(client)
-    ctx.server_name = server_name
-    client.tls_set_context(ctx)
+    if ctx is not None:  # None: plaintext (only to audit a broker that offers it)
+        ctx.server_name = server_name
+        client.tls_set_context(ctx)
     if username is not None:
         client.username_pw_set(username, password)
 

@@ -3,6 +3,7 @@
   scripts/audit                                  # the lab (inventories/lab), every check of each host's profile
   scripts/audit -i inventories/prod --vault-password-file F --format junit=audit.xml --format sarif=audit.sarif
   scripts/audit --target mqtt.example.net:8883 --cafile ca.pem --username u --password-env MQTT_PW
+  scripts/audit lint /etc/mosquitto/mosquitto.conf /etc/mosquitto/acl --admin ops   # offline, see lint --help
 
 Exit codes: 0 clean, 1 findings, 2 could not audit (the message names the cause and the fix).
 The check-mode run (drift) and the read-only collection run side by side; the posture probes follow.
@@ -117,6 +118,11 @@ def write(rep: report.Report, pairs: list[tuple[str, str]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["lint"]:
+        from . import lint
+
+        return lint.main(argv[1:])
     args = parser().parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="rampart-audit-"))
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -54,18 +54,36 @@ def target_description(target: str, cafile=None, username=None, password=None, c
 
 def run(ctx: Context, description: dict, profiles: dict[str, str]) -> list[Finding]:
     brokers = description.get("brokers", [])
-    with ThreadPoolExecutor(max_workers=max(1, 2 * len(brokers))) as pool:
-        scans = {b["name"]: {p: pool.submit(sslyze_scan, b, p, description.get("ca_file"))
-                             for p in set(b["listeners"].values())} for b in brokers}
-        findings = []
+    findings = []
+    with ThreadPoolExecutor(max_workers=4) as pool:
         for broker in brokers:
+            ports = classify(broker)
+            scans = {p: pool.submit(sslyze_scan, broker, p) for p in ports["tls"]}
             profile = ctx.profile or profiles.get(broker["name"], "enhanced")
-            tls = {port: future.result() for port, future in scans[broker["name"]].items()}
-            findings += broker_findings(ctx, description, broker, profile, tls)
+            tls = {port: future.result() for port, future in scans.items()}
+            findings += broker_findings(ctx, description, broker, profile, tls, ports)
     return findings
 
 
-def broker_findings(ctx: Context, description: dict, broker: dict, profile: str, tls: dict) -> list[Finding]:
+def classify(broker: dict) -> dict[str, list[int]]:
+    """The broker's ports by what answers: TLS handshakes, plaintext MQTT (a CONNACK), neither."""
+    tls, plain = [], []
+    for port in sorted(set(broker["listeners"].values())):
+        try:
+            with mqttprobe.tls_context(None, verify=False).wrap_socket(_socket(broker["address"], port)):
+                tls.append(port)
+                continue
+        except (OSError, ssl.SSLError):
+            pass
+    for port in sorted(set(PLAINTEXT_PORTS) | set(broker["listeners"].values())):
+        answer = None if port in tls else mqttprobe.raw_connect(broker["address"], port, None, None, timeout=3)
+        if answer is not None and answer.outcome == "connack":
+            plain.append(port)
+    return {"tls": tls, "plain": plain}
+
+
+def broker_findings(ctx: Context, description: dict, broker: dict, profile: str, tls: dict,
+                    ports: dict[str, list[int]]) -> list[Finding]:
     host, wants = broker["name"], lambda check: ctx.wants(check, profile)
     out = []
     if wants("TLS-PROTOCOLS"):
@@ -73,22 +91,22 @@ def broker_findings(ctx: Context, description: dict, broker: dict, profile: str,
     if wants("TLS-CIPHERS"):
         out.append(ciphers(host, tls))
     if wants("TLS-CERT-CHAIN") or wants("TLS-CERT-EXPIRY"):
-        chain, expiry = certificate(host, broker, description.get("ca_file"))
+        chain, expiry = certificate(host, broker, description.get("ca_file"), ports["tls"])
         out += [f for f in (chain, expiry) if wants(f.check)]
     if wants("MQTT-NO-PLAINTEXT"):
-        out.append(plaintext(host, broker))
+        out.append(plaintext(host, ports["plain"]))
     if wants("MQTT-NO-ANONYMOUS"):
-        out.append(anonymous(host, broker, description.get("ca_file")))
+        out.append(anonymous(host, broker, description.get("ca_file"), ports))
     if wants("CRL-REVOKED-REFUSED") and any(c["expect"] == "revoked" for c in description.get("clients", [])):
         out.append(revoked(host, broker, description))
     if wants("ACL-SYS-DENIED") or wants("ACL-WILDCARD-DENIED"):
-        out += [f for f in acl(host, broker, description) if wants(f.check)]
+        out += [f for f in acl(host, broker, description, ports) if wants(f.check)]
     if wants("NET-REACH") and description.get("vantage_points"):
         out.append(reach(host, broker, description["vantage_points"]))
     return out
 
 
-def sslyze_scan(broker: dict, port: int, ca_file: str | None) -> dict:
+def sslyze_scan(broker: dict, port: int) -> dict:
     target = f"{broker['tls_server_name']}:{port}{{{broker['address']}}}"
     cmd = [sslyze_path(), "--quiet", "--json_out=-", "--mozilla_config=disable", "--sslv2", "--sslv3", "--tlsv1",
            "--tlsv1_1", "--tlsv1_2", "--tlsv1_3", target]
@@ -122,6 +140,8 @@ def _tls_error(host: str, check: str, tls: dict) -> Finding | None:
 
 
 def protocols(host: str, tls: dict, profile: str) -> Finding:
+    if not tls:
+        return Finding("TLS-PROTOCOLS", host, "fail", "no listener speaks TLS")
     error = _tls_error(host, "TLS-PROTOCOLS", tls)
     if error:
         return error
@@ -137,6 +157,8 @@ def protocols(host: str, tls: dict, profile: str) -> Finding:
 
 
 def ciphers(host: str, tls: dict) -> Finding:
+    if not tls:
+        return Finding("TLS-CIPHERS", host, "fail", "no listener speaks TLS")
     error = _tls_error(host, "TLS-CIPHERS", tls)
     if error:
         return error
@@ -147,9 +169,8 @@ def ciphers(host: str, tls: dict) -> Finding:
     return Finding("TLS-CIPHERS", host, "pass", "only forward-secret AEAD suites")
 
 
-def _server_chain(broker: dict, ca_file: str | None) -> tuple[list[x509.Certificate], str | None]:
+def _server_chain(broker: dict, ca_file: str | None, port: int) -> tuple[list[x509.Certificate], str | None]:
     """The certificates the broker presents, and why they do not verify against ca_file (None: they do)."""
-    port = next(iter(broker["listeners"].values()))
     ctx = mqttprobe.tls_context(None, verify=False)
     with ctx.wrap_socket(_socket(broker["address"], port), server_hostname=broker["tls_server_name"]) as sock:
         chain = [x509.load_der_x509_certificate(c) for c in sock.get_unverified_chain()]
@@ -167,9 +188,12 @@ def _socket(address: str, port: int) -> socket.socket:
     return socket.create_connection((address, port), timeout=5)
 
 
-def certificate(host: str, broker: dict, ca_file: str | None) -> tuple[Finding, Finding]:
+def certificate(host: str, broker: dict, ca_file: str | None, tls_ports: list[int]) -> tuple[Finding, Finding]:
+    if not tls_ports:
+        none = "no listener speaks TLS: no certificate"
+        return Finding("TLS-CERT-CHAIN", host, "fail", none), Finding("TLS-CERT-EXPIRY", host, "fail", none)
     try:
-        chain, problem = _server_chain(broker, ca_file)
+        chain, problem = _server_chain(broker, ca_file, tls_ports[0])
     except OSError as exc:
         err = f"no TLS handshake with {broker['address']}: {exc}"
         return Finding("TLS-CERT-CHAIN", host, "error", err), Finding("TLS-CERT-EXPIRY", host, "error", err)
@@ -185,28 +209,22 @@ def certificate(host: str, broker: dict, ca_file: str | None) -> tuple[Finding, 
     return chain_finding, expiry
 
 
-def plaintext(host: str, broker: dict) -> Finding:
-    open_ports = []
-    for port in sorted(set(PLAINTEXT_PORTS) - set(broker["listeners"].values())):
-        res = mqttprobe.raw_connect(broker["address"], port, None, None, timeout=3)
-        if res.outcome == "connack":
-            open_ports.append(port)
-    if open_ports:
-        return Finding("MQTT-NO-PLAINTEXT", host, "fail", f"plaintext MQTT answers on {open_ports}",
-                       {"ports": open_ports})
-    return Finding("MQTT-NO-PLAINTEXT", host, "pass", f"no plaintext MQTT on {list(PLAINTEXT_PORTS)}")
+def plaintext(host: str, plain: list[int]) -> Finding:
+    if plain:
+        return Finding("MQTT-NO-PLAINTEXT", host, "fail", f"plaintext MQTT answers on {plain}", {"ports": plain})
+    return Finding("MQTT-NO-PLAINTEXT", host, "pass", f"no plaintext MQTT on {list(PLAINTEXT_PORTS)} or any listener")
 
 
-def anonymous(host: str, broker: dict, ca_file: str | None) -> Finding:
-    accepted = []
-    for name, port in sorted(broker["listeners"].items()):
-        res = mqttprobe.raw_connect(broker["address"], port, mqttprobe.tls_context(ca_file, verify=bool(ca_file)),
-                                    broker["tls_server_name"], timeout=5)
-        if res.accepted:
-            accepted.append(f"{name}:{port}")
+def anonymous(host: str, broker: dict, ca_file: str | None, ports: dict[str, list[int]]) -> Finding:
+    accepted = [f"{p} (plaintext)" for p in ports["plain"]
+                if mqttprobe.raw_connect(broker["address"], p, None, None, timeout=5).accepted]
+    for port in ports["tls"]:
+        ctx = mqttprobe.tls_context(ca_file, verify=bool(ca_file))
+        if mqttprobe.raw_connect(broker["address"], port, ctx, broker["tls_server_name"], timeout=5).accepted:
+            accepted.append(f"{port} (TLS)")
     if accepted:
         return Finding("MQTT-NO-ANONYMOUS", host, "fail", f"anonymous CONNECT accepted on {accepted}")
-    return Finding("MQTT-NO-ANONYMOUS", host, "pass", "anonymous CONNECT refused on every TLS listener")
+    return Finding("MQTT-NO-ANONYMOUS", host, "pass", "anonymous CONNECT refused on every listener")
 
 
 def revoked(host: str, broker: dict, description: dict) -> Finding:
@@ -223,57 +241,74 @@ def revoked(host: str, broker: dict, description: dict) -> Finding:
     return Finding("CRL-REVOKED-REFUSED", host, "pass", "every revoked client is refused")
 
 
-def _ordinary(description: dict) -> dict | None:
-    return next((c for c in description.get("clients", []) if c["expect"] == "allowed" and not c["admin"]
-                 and c["auth"] == "password" and c.get("password")), None)
+def _reader(description: dict, anonymous_ok: bool) -> dict | None:
+    """An ordinary client to probe with: a non-admin password client, the --target credential, or anonymous."""
+    for c in description.get("clients", []):
+        if c["expect"] == "allowed" and not c["admin"] and c["auth"] == "password" and c.get("password"):
+            return c
+    if anonymous_ok:
+        return {"name": "anonymous", "username": None, "password": None, "subscribe": [], "publish": []}
+    return None
 
 
-def acl(host: str, broker: dict, description: dict) -> list[Finding]:
-    client = _ordinary(description)
-    if client is None:
-        why = "no ordinary password client with a password to probe with (give --username/--password-env)"
+def _session(broker: dict, port: int, description: dict, client: dict, tls: bool) -> mqttprobe.Session:
+    ctx = mqttprobe.tls_context(description.get("ca_file"), verify=bool(description.get("ca_file"))) if tls else None
+    return mqttprobe.session(broker["address"], port, ctx, broker["tls_server_name"], client["username"],
+                             client["password"])
+
+
+def acl(host: str, broker: dict, description: dict, ports: dict[str, list[int]]) -> list[Finding]:
+    anonymous_ok = any(mqttprobe.raw_connect(broker["address"], p, None, None, timeout=3).accepted
+                       for p in ports["plain"])
+    client = _reader(description, anonymous_ok)
+    tls = bool(ports["tls"])
+    port = broker["listeners"].get("password") if tls and "password" in broker["listeners"] else \
+        (ports["tls"] or ports["plain"] or [None])[0]
+    if client is None or port is None:
+        why = "no ordinary client to probe with (give --username and --password-env)"
         return [Finding("ACL-SYS-DENIED", host, "error", why), Finding("ACL-WILDCARD-DENIED", host, "error", why)]
-    port = broker["listeners"].get("password", next(iter(broker["listeners"].values())))
-    ctx = mqttprobe.tls_context(description.get("ca_file"), verify=bool(description.get("ca_file")))
-    reader = mqttprobe.session(broker["address"], port, ctx, broker["tls_server_name"], client["username"],
-                               client["password"])
+    reader = _session(broker, port, description, client, tls)
     try:
         reader.subscribe("$SYS/#")
         reader.subscribe("#")
-        probe = _publish_probe(broker, port, description, client)
+        probe = _publish_probe(broker, port, description, client, tls)
         got = reader.received(wait=2.0)
     finally:
         reader.close()
     sys_topics = sorted({t for t, _ in got if t.startswith("$SYS")})
     foreign = sorted({t for t, _ in got if not t.startswith("$SYS") and not _granted(t, client["subscribe"])})
+    name = client["name"]
     return [
         Finding("ACL-SYS-DENIED", host, "fail" if sys_topics else "pass",
-                f"{client['name']} read {sys_topics[:3]}" if sys_topics else f"{client['name']} gets no $SYS topic"),
+                f"{name} read {sys_topics[:3]}" if sys_topics else f"{name} gets no $SYS topic"),
         Finding("ACL-WILDCARD-DENIED", host, "fail" if foreign else "pass",
-                f"{client['name']} read topics outside its grants: {foreign[:3]}" if foreign else
-                f"{client['name']} subscribed to # and got only its own topics"
-                + (f" (not the audit's probe on {probe})" if probe else "")),
+                f"{name} read topics outside its grants: {foreign[:3]}" if foreign else
+                f"{name} subscribed to # and got only its own topics (not the audit's probe on {probe})"),
     ]
 
 
-def _publish_probe(broker: dict, port: int, description: dict, reader: dict) -> str | None:
-    """One QoS 1 message from another password client, on a topic the reader may not read; its topic or None."""
+def _writer(description: dict, reader: dict) -> tuple[dict, str]:
+    """Who publishes the probe, and where: another client under its own grant, else the reader on rampart-audit/."""
+    nonce = uuid.uuid4().hex[:12]
     for c in description.get("clients", []):
         grants = [g for g in c["publish"] if g.endswith("/#")]
         if c is reader or c["auth"] != "password" or not c.get("password") or c["expect"] != "allowed" or not grants:
             continue
-        topic = f"{grants[0][:-2]}/rampart-audit/{uuid.uuid4().hex[:12]}"
-        if _granted(topic, reader["subscribe"]):
-            continue
-        ctx = mqttprobe.tls_context(description.get("ca_file"))
-        writer = mqttprobe.session(broker["address"], port, ctx, broker["tls_server_name"], c["username"],
-                                   c["password"])
-        try:
-            writer.publish(topic, b"rampart-audit", qos=1)
-        finally:
-            writer.close()
-        return topic
-    return None
+        topic = f"{grants[0][:-2]}/rampart-audit/{nonce}"
+        if not _granted(topic, reader["subscribe"]):
+            return c, topic
+    return reader, f"rampart-audit/{nonce}"
+
+
+def _publish_probe(broker: dict, port: int, description: dict, reader: dict, tls: bool) -> str:
+    """One QoS 1 message on a topic of the audit's own that the reader may not read; returns the topic."""
+    client, topic = _writer(description, reader)
+    writer = _session(broker, port, description, client, tls)
+    try:
+        writer.publish(topic, b"rampart-audit", qos=1)
+    finally:
+        writer.close()
+    return topic
 
 
 def _granted(topic: str, filters: list[str]) -> bool:
