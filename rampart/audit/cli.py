@@ -32,6 +32,7 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-i", "--inventory", action="append", help="inventory (repeatable; default: the lab's)")
     p.add_argument("--limit", help="audit only these hosts (ansible --limit pattern)")
+    p.add_argument("-e", "--extra-vars", action="append", default=[], help="passed to ansible-playbook")
     p.add_argument("--vault-id", action="append", default=[], help="passed to ansible")
     p.add_argument("--vault-password-file", action="append", default=[], help="passed to ansible")
     p.add_argument("--ask-vault-pass", action="store_true", help="passed to ansible")
@@ -67,7 +68,8 @@ def context(args: argparse.Namespace, workdir: Path) -> Context:
         if check not in CHECKS:
             raise AuditError(f"unknown check {check!r}; the checks are: {', '.join(CHECKS)}")
     vault = [*(f"--vault-id={v}" for v in args.vault_id), *(f"--vault-password-file={v}" for v in
-             args.vault_password_file), *(["--ask-vault-pass"] if args.ask_vault_pass else [])]
+             args.vault_password_file), *(["--ask-vault-pass"] if args.ask_vault_pass else []),
+             *(f"--extra-vars={e}" for e in args.extra_vars)]
     inventories = args.inventory or [str(args.project / "inventories" / "lab")]
     for inventory in inventories:
         if not Path(inventory).exists():

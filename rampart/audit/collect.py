@@ -92,7 +92,7 @@ def _inventory(ctx: Context) -> dict:
     cmd = [_tool(ctx, "ansible-inventory"), "--list"]
     for inventory in ctx.inventories:
         cmd += ["-i", inventory]
-    cmd += [a for a in ctx.ansible_args if a.startswith("--vault") or a == "--ask-vault-pass"]
+    cmd += [a for a in ctx.ansible_args if a.startswith(("--vault", "--ask-vault"))]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(ctx), cwd=ctx.project,
                           timeout=300, check=False)
     if proc.returncode != 0:

@@ -141,7 +141,11 @@ def receiving(host: str, facts: dict, profile: str, collected: Collected) -> Fin
         if service.get("active") != "active" or not listening:
             return Finding("LOG-RECEIVING", host, "fail", f"the collector's rsyslog is {service.get('active')}"
                            f"{'' if listening else f' and nothing listens on {port}'}")
-        return Finding("LOG-RECEIVING", host, "pass", "the collector's rsyslog is active and listening")
+        senders = set(collected.facts) - set(collected.groups.get("collectors", []))
+        silent = sorted(senders - set(facts["collector"]["senders"]))
+        if silent:
+            return Finding("LOG-RECEIVING", host, "fail", f"nothing ever arrived from {', '.join(silent)}")
+        return Finding("LOG-RECEIVING", host, "pass", f"active, listening, and has lines from all {len(senders)} senders")
     old = [q["path"] for q in facts["shipping"]["queue_files"]
            if q["size"] > 0 and facts["now"] - q["mtime"] > QUEUE_MAX_AGE]
     if old:
