@@ -145,7 +145,8 @@ def receiving(host: str, facts: dict, profile: str, collected: Collected) -> Fin
         silent = sorted(senders - set(facts["collector"]["senders"]))
         if silent:
             return Finding("LOG-RECEIVING", host, "fail", f"nothing ever arrived from {', '.join(silent)}")
-        return Finding("LOG-RECEIVING", host, "pass", f"active, listening, and has lines from all {len(senders)} senders")
+        return Finding("LOG-RECEIVING", host, "pass",
+                       f"active, listening, and has lines from all {len(senders)} senders")
     old = [q["path"] for q in facts["shipping"]["queue_files"]
            if q["size"] > 0 and facts["now"] - q["mtime"] > QUEUE_MAX_AGE]
     if old:

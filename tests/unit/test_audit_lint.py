@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from ansible_collections.rampart.mqtt.plugins.module_utils import passwords
+
 from rampart.audit import cli, lint
 
 DATA = Path(__file__).parent / "data" / "audit"
