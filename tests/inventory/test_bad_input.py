@@ -110,6 +110,12 @@ class Case:
 
 
 CASES = [
+    # Security profiles (README): an unknown name, and high with weaker settings the inventory overrides.
+    Case("unknown-profile", override(rampart_profile="paranoid"), "rampart_profile", "choose one of basic"),
+    Case("high-profile-tls12", override(rampart_profile="high", mosquitto_tls_version="tlsv1.2"),
+         "mosquitto_tls_version", "high allows only tlsv1.3"),
+    Case("high-profile-password-clients", override(rampart_profile="high"),
+         "mosquitto_clients", "use passwords; high requires auth: certificate"),
     Case("duplicate-client-name", edit_clients(lambda c: c[1].update(name="sensor-01")),
          "mosquitto_clients[1].name", "duplicates mosquitto_clients[0]"),
     Case("colon-in-client-name", edit_clients(lambda c: c[0].update(name="sensor:01")),
@@ -237,7 +243,7 @@ CASES = [
 # own wiring checks.
 ROLES = ("mosquitto", "pki", "log_collector", "log_shipping", "fail2ban", "vlan", "nftables", "wireguard")
 FAILING_TASK_PREFIXES = (*(f"{role} : " for role in ROLES), *(f"rampart.mqtt.{role} : " for role in ROLES),
-                         "Check the wiring")
+                         "Check the wiring", "Check the security profile")
 
 
 def names_exactly(message: str, path: str) -> bool:
