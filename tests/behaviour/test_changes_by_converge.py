@@ -8,8 +8,11 @@
 
 import copy
 import hashlib
+import ssl
 
 import pytest
+
+from rampart import mqttprobe
 
 from tests.support.ansible import converge
 
@@ -160,3 +163,28 @@ def test_revocation_closes_the_loop_without_a_restart(tmp_path):
     finally:
         run = converge(None, tmp_path)
         assert run.rc == 0, run.output[-3000:]
+
+
+def test_high_profile_deploys_tls13_and_certificates_only(tmp_path):
+    """rampart_profile high (README "Security profiles"): TLS 1.3 only, no password listener, devices with
+    certificates still get in; the next converge at the default profile puts everything back."""
+    lab = LAB
+    devices = [c for c in inventory_clients() if c.get("auth") == "certificate"]
+    device = next(c for c in lab["clients"] if c["auth"] == "certificate" and c["expect"] == "allowed")
+    run = converge({"rampart_profile": "high", "mosquitto_clients": devices}, tmp_path)
+    assert run.rc == 0, run.output[-3000:]
+    try:
+        for broker in LAB["brokers"]:
+            port = broker["listeners"]["certificate"]
+            tls12 = mqttprobe.tls_context(lab["ca_file"], device["certfile"], device["keyfile"],
+                                          maximum=ssl.TLSVersion.TLSv1_2)
+            assert probe(broker, port, ctx=tls12).outcome == "tls-error", "a TLS 1.2 handshake was accepted"
+            tls13 = mqttprobe.tls_context(lab["ca_file"], device["certfile"], device["keyfile"],
+                                          minimum=ssl.TLSVersion.TLSv1_3)
+            assert probe(broker, port, ctx=tls13).accepted, "the certificate device was refused over TLS 1.3"
+            assert login(broker, "sensor-01", "x").outcome == "refused", "the password listener still answers"
+    finally:
+        run = converge(None, tmp_path)
+    assert run.rc == 0, run.output[-3000:]
+    for broker in LAB["brokers"]:
+        assert probe(broker, broker["listeners"]["password"]).outcome == "connack", "the password listener is gone"
