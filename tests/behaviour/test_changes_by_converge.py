@@ -13,7 +13,6 @@ import ssl
 import pytest
 
 from rampart import mqttprobe
-
 from tests.support.ansible import converge
 
 from .conftest import LAB, broker_host, inventory_clients, open_session, probe
