@@ -141,7 +141,7 @@ def receiving(host: str, facts: dict, profile: str, collected: Collected) -> Fin
         if service.get("active") != "active" or not listening:
             return Finding("LOG-RECEIVING", host, "fail", f"the collector's rsyslog is {service.get('active')}"
                            f"{'' if listening else f' and nothing listens on {port}'}")
-        senders = set(collected.facts) - set(collected.groups.get("collectors", []))
+        senders = {h for h, f in collected.facts.items() if "shipping" in f}
         silent = sorted(senders - set(facts["collector"]["senders"]))
         if silent:
             return Finding("LOG-RECEIVING", host, "fail", f"nothing ever arrived from {', '.join(silent)}")

@@ -16,7 +16,6 @@ import socket
 import ssl
 import subprocess
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cryptography import x509
@@ -53,15 +52,21 @@ def target_description(target: str, cafile=None, username=None, password=None, c
 
 
 def run(ctx: Context, description: dict, profiles: dict[str, str]) -> list[Finding]:
-    brokers = description.get("brokers", [])
+    """The MQTT probes first, then sslyze on one TLS port per broker (Rampart renders one TLS configuration for
+    every listener): its few hundred handshakes exhaust the perimeter's per-source burst, which would otherwise
+    make the MQTT probes time out."""
     findings = []
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for broker in brokers:
-            ports = classify(broker)
-            scans = {p: pool.submit(sslyze_scan, broker, p) for p in ports["tls"]}
-            profile = ctx.profile or profiles.get(broker["name"], "enhanced")
-            tls = {port: future.result() for port, future in scans.items()}
-            findings += broker_findings(ctx, description, broker, profile, tls, ports)
+    for broker in description.get("brokers", []):
+        ports = classify(broker)
+        profile = ctx.profile or profiles.get(broker["name"], "enhanced")
+        scans: dict[int, dict] = {}
+
+        def tls(broker=broker, ports=ports, scans=scans) -> dict[int, dict]:
+            if not scans:
+                scans.update({port: sslyze_scan(broker, port) for port in ports["tls"][:1]})
+            return scans
+
+        findings += broker_findings(ctx, description, broker, profile, tls, ports)
     return findings
 
 
@@ -82,14 +87,11 @@ def classify(broker: dict) -> dict[str, list[int]]:
     return {"tls": tls, "plain": plain}
 
 
-def broker_findings(ctx: Context, description: dict, broker: dict, profile: str, tls: dict,
+def broker_findings(ctx: Context, description: dict, broker: dict, profile: str, tls,
                     ports: dict[str, list[int]]) -> list[Finding]:
+    """Every posture finding of one broker; ``tls()`` gives the sslyze results, scanned after the probes."""
     host, wants = broker["name"], lambda check: ctx.wants(check, profile)
     out = []
-    if wants("TLS-PROTOCOLS"):
-        out.append(protocols(host, tls, profile))
-    if wants("TLS-CIPHERS"):
-        out.append(ciphers(host, tls))
     if wants("TLS-CERT-CHAIN") or wants("TLS-CERT-EXPIRY"):
         chain, expiry = certificate(host, broker, description.get("ca_file"), ports["tls"])
         out += [f for f in (chain, expiry) if wants(f.check)]
@@ -103,12 +105,16 @@ def broker_findings(ctx: Context, description: dict, broker: dict, profile: str,
         out += [f for f in acl(host, broker, description, ports) if wants(f.check)]
     if wants("NET-REACH") and description.get("vantage_points"):
         out.append(reach(host, broker, description["vantage_points"]))
+    if wants("TLS-PROTOCOLS"):
+        out.append(protocols(host, tls(), profile))
+    if wants("TLS-CIPHERS"):
+        out.append(ciphers(host, tls()))
     return out
 
 
 def sslyze_scan(broker: dict, port: int) -> dict:
     target = f"{broker['tls_server_name']}:{port}{{{broker['address']}}}"
-    cmd = [sslyze_path(), "--quiet", "--json_out=-", "--mozilla_config=disable", "--sslv2", "--sslv3", "--tlsv1",
+    cmd = [sslyze_path(), "--json_out=-", "--mozilla_config=disable", "--sslv2", "--sslv3", "--tlsv1",
            "--tlsv1_1", "--tlsv1_2", "--tlsv1_3", target]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     try:
@@ -173,7 +179,7 @@ def _server_chain(broker: dict, ca_file: str | None, port: int) -> tuple[list[x5
     """The certificates the broker presents, and why they do not verify against ca_file (None: they do)."""
     ctx = mqttprobe.tls_context(None, verify=False)
     with ctx.wrap_socket(_socket(broker["address"], port), server_hostname=broker["tls_server_name"]) as sock:
-        chain = [x509.load_der_x509_certificate(c) for c in sock.get_unverified_chain()]
+        chain = [x509.load_der_x509_certificate(sock.getpeercert(binary_form=True))]  # the leaf
     if not ca_file:
         return chain, "no CA file given (--cafile): the chain was not verified"
     try:
