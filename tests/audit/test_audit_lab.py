@@ -3,13 +3,17 @@ is caught, exactly, and a converge heals it (the next audit, which must show onl
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 from rampart.audit.model import CHECKS
 from tests.support import INVENTORIES, mqtt
@@ -75,12 +79,35 @@ def on_broker(script: str) -> Callable[[object], list[str]]:
     return lambda _tmp: (sh(BROKER["container"], script), [])[1]
 
 
+def on_collector(script: str) -> Callable[[object], list[str]]:
+    return lambda _tmp: (sh(COLLECTOR["container"], script), [])[1]
+
+
 def revoke_victim(tmp_path) -> list[str]:
     """A certificate client, converged; then revoked in the inventory (extra vars) but not converged."""
     converge_lab(tmp_path, "broker", {"mosquitto_clients": [*lab_clients(), VICTIM]})
     revoked = tmp_path / "revoked.json"
     revoked.write_text(json.dumps({"mosquitto_clients": [*lab_clients(), {**VICTIM, "revoked": True}]}))
     return ["-e", f"@{revoked}"]
+
+
+def crl_left_to_expire(_tmp) -> list[str]:
+    """The CRL as if nobody had converged for 27 of its 30 days: re-signed as of then by the same intermediate,
+    with the same revoked certificates, on the control node and on the broker."""
+    ca = Path(LAB["ca_file"]).parent
+    current = x509.load_pem_x509_crl((ca / "crl.pem").read_bytes())
+    key = serialization.load_pem_private_key((ca / "intermediate.key").read_bytes(), password=None)
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(current.issuer)
+               .last_update(now - dt.timedelta(days=27)).next_update(now + dt.timedelta(days=3)))
+    for revoked in current:
+        builder = builder.add_revoked_certificate(revoked)
+    for extension in current.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    old = builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+    (ca / "crl.pem").write_bytes(old)
+    sh(BROKER["container"], f"printf '%s' '{old.decode()}' > /etc/mosquitto/certs/crl.pem")
+    return []
 
 
 B, LOGS = BROKER["name"], "logs1"
@@ -96,8 +123,10 @@ BREAKS = [
           {("DRIFT-TASK", B), ("FW-TABLE-LOADED", B), ("FW-DEFAULT-POLICY", B)}, "nftables"),
     Break("password-line", on_broker("echo 'intruder:$7$101$c2FsdHNhbHQ=$aGFzaA==' >> /etc/mosquitto/passwd"),
           {("DRIFT-TASK", B)}, "mosquitto"),
-    Break("collector-stopped", lambda _tmp: (sh(COLLECTOR["container"], "systemctl stop rsyslog.service"), [])[1],
+    # The socket too: syslog.socket would start rsyslog again at the next local log line.
+    Break("collector-stopped", on_collector("systemctl stop syslog.socket rsyslog.service"),
           {("DRIFT-TASK", LOGS), ("LOG-RECEIVING", LOGS)}, "log_collector"),
+    Break("crl-left-to-expire", crl_left_to_expire, {("DRIFT-TASK", B), ("CRL-FRESH", B)}, "broker"),
     Break("revoked-not-converged", revoke_victim, {("DRIFT-TASK", B), ("CRL-REVOKED-REFUSED", B)}, "broker"),
 ]
 
