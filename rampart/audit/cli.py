@@ -135,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     except AuditError as exc:
         print(f"audit: cannot audit: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug must not read as "findings" (exit 1) in a CI job
+        print(f"audit: cannot audit: internal error {type(exc).__name__}: {exc} (a bug in the audit: please "
+              "report it with the output above)", file=sys.stderr)
+        return 2
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     rep = report.Report(findings, profiles, started, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
