@@ -2,12 +2,10 @@
 after the read-only tests and before the CA custody test, which runs last):
 
   * --check --diff reports what would be issued and revoked, and writes nothing anywhere;
-  * renewal: a converge outside the renewal window re-issues nothing; inside it, the server and
-    client certificates are re-issued, the broker takes the new server certificate with a SIGHUP
-    (no restart), a subscriber connected before the rotation stays connected and keeps receiving,
-    and new handshakes see the new certificate;
-  * the CRL: outside its re-sign window it stays byte-for-byte; near its nextUpdate a converge
-    re-signs it, pushes it and reloads the broker, and revocation still bites.
+  * renewal and the CRL, in the same two converges: outside their windows no certificate is re-issued and
+    the CRL stays byte-for-byte; inside them the server and client certificates are re-issued and the CRL
+    re-signed and pushed, the broker takes them with one SIGHUP (no restart), a subscriber connected before
+    stays connected and keeps receiving, new handshakes see the new certificate, and revocation still bites.
 """
 
 from __future__ import annotations
@@ -136,30 +134,53 @@ def test_check_mode_reports_and_writes_nothing(tmp_path):
         assert cert_probe(broker, keeper()["certfile"], keeper()["keyfile"]).accepted
 
 
-def test_renewal_window_and_server_rotation_under_a_live_subscriber(tmp_path):
+def crl_next_update(pem: bytes) -> datetime:
+    return x509.load_pem_x509_crl(pem).next_update_utc
+
+
+def test_renewal_and_crl_windows_under_a_live_subscriber(tmp_path):
+    """Certificates and the CRL, each on its window, in the same two converges (each costs most of a minute).
+    Outside the windows nothing is re-issued and the CRL stays byte-for-byte. Inside them the server and client
+    certificates are re-issued and the CRL re-signed (same revoked serials, later nextUpdate) and pushed; the
+    broker takes both with one SIGHUP (no restart), sessions connected before keep receiving, new handshakes see
+    the new server certificate, the renewed client gets in and the revoked one is still refused."""
     keep = keeper()
     before_server = {b["name"]: server_certificate(b) for b in LAB["brokers"]}
     before_client = leaf(keep["certfile"])
     now = datetime.now(UTC)
     left = [c.not_valid_after_utc - now for c in [*before_server.values(), before_client]]
     valid_days = max(left).days + 3  # new certificates outlive the current ones
+    crl_path = pki_dir() / "ca" / "crl.pem"
+    hosts = [(b, broker_host(b)) for b in LAB["brokers"]]
+    crl_before = crl_path.read_bytes()
+    for _b, host in hosts:
+        assert host.file(BROKER_CRL).content == crl_before
+    crl_days_left = (crl_next_update(crl_before) - now).total_seconds() / 86400
+    crl_valid = math.ceil(crl_days_left) + 5  # the re-signed CRL outlives the current one
 
-    # Outside the window (the window is wide, but every certificate still has more days left): nothing re-issued.
-    outside = {"pki_cert_valid_days": valid_days, "pki_renew_before_days": max(min(left).days - 1, 1)}
+    # Outside the windows (wide, but every certificate and the CRL still has more days left): nothing changes.
+    outside = {"pki_cert_valid_days": valid_days, "pki_renew_before_days": max(min(left).days - 1, 1),
+               "pki_crl_valid_days": crl_valid, "pki_crl_renew_before_days": max(math.floor(crl_days_left) - 1, 1)}
     run = converge(outside, tmp_path)
     assert run.rc == 0, run.output[-3000:]
     for broker in LAB["brokers"]:
         assert server_certificate(broker).serial_number == before_server[broker["name"]].serial_number
     assert leaf(keep["certfile"]).serial_number == before_client.serial_number
+    assert crl_path.read_bytes() == crl_before, "a CRL outside its re-sign window was re-signed"
 
-    # Inside the window: re-issued, and the broker rotates its server certificate with a SIGHUP.
-    inside = {"pki_cert_valid_days": valid_days, "pki_renew_before_days": max(left).days + 2}
+    # Inside the windows: as if everything had been signed long ago.
+    inside = {"pki_cert_valid_days": valid_days, "pki_renew_before_days": max(left).days + 2,
+              "pki_crl_valid_days": crl_valid, "pki_crl_renew_before_days": math.ceil(crl_days_left) + 1}
     with live_subscribers() as live:
         run = converge(inside, tmp_path)
         assert run.rc == 0, run.output[-3000:]
         assert run.statuses(RELOADED) == {"changed"}
         assert run.statuses(RESTARTED) == {"skipped"}
-        for broker in LAB["brokers"]:
+        crl_after = crl_path.read_bytes()
+        assert crl_next_update(crl_after) > crl_next_update(crl_before)
+        assert {r.serial_number for r in x509.load_pem_x509_crl(crl_after)} == \
+            {r.serial_number for r in x509.load_pem_x509_crl(crl_before)}
+        for broker, host in hosts:
             session, topic = live[broker["name"]]
             assert_still_receiving(broker, session, topic, b"across-the-rotation")
             new = server_certificate(broker)
@@ -168,47 +189,12 @@ def test_renewal_window_and_server_rotation_under_a_live_subscriber(tmp_path):
             assert new.not_valid_after_utc > old.not_valid_after_utc
             assert new.extensions.get_extension_for_class(x509.SubjectAlternativeName).value == \
                 old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            assert host.file(BROKER_CRL).content == crl_after
         renewed = leaf(keep["certfile"])
         assert renewed.serial_number != before_client.serial_number
         for broker in LAB["brokers"]:
             assert cert_probe(broker, keep["certfile"], keep["keyfile"]).accepted
-    run = converge(None, tmp_path)
-    assert (run.rc, run.changed) == (0, 0), run.output[-3000:]
-
-
-def crl_next_update(pem: bytes) -> datetime:
-    return x509.load_pem_x509_crl(pem).next_update_utc
-
-
-def test_crl_near_next_update_is_resigned_on_converge(tmp_path):
-    crl_path = pki_dir() / "ca" / "crl.pem"
-    hosts = [(b, broker_host(b)) for b in LAB["brokers"]]
-    before = crl_path.read_bytes()
-    for _b, host in hosts:
-        assert host.file(BROKER_CRL).content == before
-    days_left = (crl_next_update(before) - datetime.now(UTC)).total_seconds() / 86400
-
-    valid = math.ceil(days_left) + 5  # the re-signed CRL outlives the current one
-    outside = {"pki_crl_valid_days": valid, "pki_crl_renew_before_days": max(math.floor(days_left) - 1, 1)}
-    run = converge(outside, tmp_path)
-    assert run.rc == 0, run.output[-3000:]
-    assert crl_path.read_bytes() == before, "a CRL outside its re-sign window was re-signed"
-
-    # As if the CRL had been signed long ago: its nextUpdate now falls inside the re-sign window.
-    inside = {"pki_crl_valid_days": valid, "pki_crl_renew_before_days": math.ceil(days_left) + 1}
-    with live_subscribers() as live:
-        run = converge(inside, tmp_path)
-        assert run.rc == 0, run.output[-3000:]
-        assert run.statuses(RESTARTED) == {"skipped"}
-        assert run.statuses(RELOADED) == {"changed"}
-        after = crl_path.read_bytes()
-        assert crl_next_update(after) > crl_next_update(before)
-        assert {r.serial_number for r in x509.load_pem_x509_crl(after)} == \
-            {r.serial_number for r in x509.load_pem_x509_crl(before)}
-        for broker, host in hosts:
-            assert host.file(BROKER_CRL).content == after
-            session, topic = live[broker["name"]]
-            assert_still_receiving(broker, session, topic, b"across-the-crl")
-            assert cert_probe(broker, keeper()["certfile"], keeper()["keyfile"]).accepted
             gone = cert_probe(broker, revoked()["certfile"], revoked()["keyfile"])
             assert gone.outcome in ("tls-error", "closed"), gone
+    run = converge(None, tmp_path)
+    assert (run.rc, run.changed) == (0, 0), run.output[-3000:]

@@ -1,7 +1,7 @@
 """Changes applied by converging again (marked converges: they run after the read-only tests).
 
-  * password rotation: the old password stops working, the new one works, no other line changes,
-    and the next converge changes nothing;
+  * password rotation and a new client: the old password stops working, the new one works, no other line
+    changes, a connected session survives (a reload, not a restart), and the next converge changes nothing;
   * a configuration the broker rejects fails the run and leaves the broker serving on its previous
     configuration, both when mosquitto's own parser rejects it and when the broker fails to start.
 """
@@ -38,32 +38,50 @@ def login(broker, username, password):
     return probe(broker, broker["listeners"]["password"], username=username, password=password)
 
 
-def test_password_rotation(tmp_path):
+def test_password_rotation_and_a_new_client_are_reloaded_under_a_live_session(tmp_path):
+    """One converge rotates a password and adds a client (one converge for both: each costs most of a minute).
+    Rotation: the old password stops working, the new one works, no other password line changes, and the
+    next converge changes nothing. Both are applied with SIGHUP, not a restart: a connected session survives.
+    Converging the inventory back undoes both."""
     clients = inventory_clients()
     target = next(c for c in clients if c["auth"] == "password" and not c["admin"])
     old_pw, new_pw = target["password"], target["password"] + "-rotated"
+    added = {"name": "rampart-probe-added", "auth": "password", "password": "added-by-test-pw",
+             "publish": [], "subscribe": []}
     before = {b["name"]: passwd_lines(h) for b, h in hosts()}
-    rotated = copy.deepcopy(clients)
-    next(c for c in rotated if c["name"] == target["name"])["password"] = new_pw
+    changed = copy.deepcopy(clients)
+    next(c for c in changed if c["name"] == target["name"])["password"] = new_pw
+    changed.append(added)
+    admin = next(c for c in LAB["clients"] if c["admin"] and c["auth"] == "password")
+    session = open_session(LAB["brokers"][0], admin)
     try:
-        run = converge({"mosquitto_clients": rotated}, tmp_path)
+        run = converge({"mosquitto_clients": changed}, tmp_path)
         assert run.rc == 0, run.output[-3000:]
-        assert run.changed > 0
+        assert run.statuses("Reload mosquitto (SIGHUP)") == {"changed"}
+        assert run.statuses("Restart mosquitto because") == {"skipped"}
+        assert not session.disconnected.is_set(), "the session was dropped by a change that only needed a reload"
+        topic = f"commands/{admin['name']}/still-here"
+        session.subscribe(topic)
+        session.publish(topic, b"alive")
+        assert (topic, b"alive") in session.received(3)
         for broker, host in hosts():
             assert login(broker, target["name"], old_pw).code == NOT_AUTHORISED
             assert login(broker, target["name"], new_pw).accepted
+            assert login(broker, added["name"], added["password"]).accepted
             after = passwd_lines(host)
-            assert set(after) == set(before[broker["name"]])
+            assert set(after) == set(before[broker["name"]]) | {added["name"]}
             assert after[target["name"]] != before[broker["name"]][target["name"]]
-            assert {u: line for u, line in after.items() if u != target["name"]} == {
+            assert {u: line for u, line in after.items() if u not in (target["name"], added["name"])} == {
                 u: line for u, line in before[broker["name"]].items() if u != target["name"]}
-        run = converge({"mosquitto_clients": rotated}, tmp_path)
+        run = converge({"mosquitto_clients": changed}, tmp_path)
         assert (run.rc, run.changed) == (0, 0), run.output[-3000:]
     finally:
+        session.close()
         run = converge(None, tmp_path)
         assert run.rc == 0, run.output[-3000:]
     for broker, _host in hosts():
         assert login(broker, target["name"], old_pw).accepted
+        assert login(broker, added["name"], added["password"]).code == NOT_AUTHORISED
 
 
 def serving(broker) -> bool:
@@ -98,33 +116,6 @@ def test_broker_that_fails_to_start_is_restored(tmp_path):
         assert host.service("mosquitto").is_running
     run = converge(None, tmp_path)
     assert (run.rc, run.changed) == (0, 0), run.output[-3000:]
-
-
-def test_reload_keeps_connected_clients(tmp_path):
-    """Password and ACL changes are applied with SIGHUP: a connected session survives them."""
-    clients = inventory_clients()
-    admin = next(c for c in LAB["clients"] if c["admin"] and c["auth"] == "password")
-    broker = LAB["brokers"][0]
-    s = open_session(broker, admin)
-    try:
-        added = {"name": "rampart-probe-added", "auth": "password", "password": "added-by-test-pw",
-                 "publish": [], "subscribe": []}
-        extra = [*copy.deepcopy(clients), added]
-        run = converge({"mosquitto_clients": extra}, tmp_path)
-        assert run.rc == 0, run.output[-3000:]
-        assert run.statuses("Reload mosquitto (SIGHUP)") == {"changed"}
-        assert run.statuses("Restart mosquitto because") == {"skipped"}
-        assert login(broker, "rampart-probe-added", "added-by-test-pw").accepted
-        assert not s.disconnected.is_set(), "the session was dropped by a change that only needed a reload"
-        topic = f"commands/{admin['name']}/still-here"
-        s.subscribe(topic)
-        s.publish(topic, b"alive")
-        assert (topic, b"alive") in s.received(3)
-    finally:
-        s.close()
-        run = converge(None, tmp_path)
-        assert run.rc == 0, run.output[-3000:]
-    assert login(broker, "rampart-probe-added", "added-by-test-pw").code == NOT_AUTHORISED
 
 
 def test_revocation_closes_the_loop_without_a_restart(tmp_path):
