@@ -46,6 +46,6 @@ _SIZE_RE = re.compile(r"^[1-9][0-9]*[kmg]$")
 
 def size_bytes(value: str) -> int:
     """rsyslog's size notation ("512m", "64k", "2g": binary units) in bytes; ValueError otherwise."""
-    if not isinstance(value, str) or not _SIZE_RE.match(value):
+    if not isinstance(value, str) or not _SIZE_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a size like 512m, 64k or 2g")
     return int(value[:-1]) * {"k": 1024, "m": 1024**2, "g": 1024**3}[value[-1]]

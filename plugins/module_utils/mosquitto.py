@@ -44,14 +44,19 @@ TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_A
                 "TLS_AES_128_CCM_SHA256")
 
 
+def has_control_characters(text: str) -> bool:
+    """Any C0 control character or DEL: a line break in a name or topic would start a new line in a file."""
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
 def topic_filter_problem(topic: object) -> str | None:
     """Why ``topic`` is not a valid MQTT topic filter for an ACL line, or None."""
     if not isinstance(topic, str) or topic == "":
         return "must be a non-empty string"
     if topic != topic.strip():
         return "must not start or end with whitespace (the broker trims it)"
-    if any(c in topic for c in "\0\n\r\t"):
-        return "must not contain NUL, tab or line breaks"
+    if has_control_characters(topic):
+        return "must not contain control characters (NUL, tab, line breaks, escapes)"
     if len(topic.encode()) > passwords.MAX_FIELD:
         return "is longer than 65535 bytes"
     levels = topic.split("/")
@@ -193,7 +198,7 @@ def _validate_clients(s: dict[str, Any]) -> list[str]:
 
 def _client_name_errors(i: int, name: Any, seen: dict[str, int]) -> list[str]:
     """mosquitto_clients[i].name: valid and unique (``seen`` maps the names so far to their index)."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         return [f"{_path('mosquitto_clients', i, 'name')} is {name!r}; use 1-64 characters from "
                 "A-Z a-z 0-9 . _ - starting with a letter or digit (it is the username, the client id "
                 "and the certificate CN, so ':', '+', '#', '/' and spaces are not allowed)."]
@@ -290,7 +295,7 @@ def _validate_tls(s: dict[str, Any]) -> list[str]:
         errors.append(f"mosquitto_tls_version is {version!r}; the minimum may only be tlsv1.2 or tlsv1.3.")
     ciphers = s.get("mosquitto_tls_ciphers", "")
     for cipher in [c for c in str(ciphers).split(":") if c]:
-        if not AEAD_TLS12.match(cipher):
+        if not AEAD_TLS12.fullmatch(cipher):
             errors.append(f"mosquitto_tls_ciphers contains {cipher!r}; only ECDHE key exchange with AEAD "
                           "(AES-GCM, CHACHA20-POLY1305) is allowed, e.g. ECDHE-ECDSA-AES128-GCM-SHA256.")
     if not str(ciphers):
@@ -321,7 +326,7 @@ def _validate_misc(s: dict[str, Any]) -> list[str]:
     errors += _int_between(s, "mosquitto_password_iterations", 1000, 1_000_000)
     errors += _int_between(s, "mosquitto_autosave_interval", 1, 86400)
     expiration = s.get("mosquitto_persistent_client_expiration")
-    if expiration is not None and not EXPIRATION_RE.match(str(expiration)):
+    if expiration is not None and not EXPIRATION_RE.fullmatch(str(expiration)):
         errors.append(f"mosquitto_persistent_client_expiration is {expiration!r}; use a number followed by h, d, w, m "
                       "or y (e.g. '14d'); seconds are not accepted by 2.0 brokers.")
     for i, log_type in enumerate(s.get("mosquitto_log_types") or []):
@@ -354,7 +359,31 @@ def acl_lines(clients: list[dict], patterns: list[dict] | None = None) -> list[s
         lines.append("")
     for p in patterns or []:
         lines.append(f"pattern {p['access']} {p['topic']}")
+    check_acl(lines, {c["name"] for c in clients if not c.get("revoked", False)})
     return lines
+
+
+_ACL_LINE = re.compile(r"user [A-Za-z0-9][A-Za-z0-9._-]{0,63}|topic (deny|read|write|readwrite) \S.*"
+                       r"|pattern (read|write|readwrite) \S.*")
+
+
+def check_acl(lines: list[str], users_expected: set[str]) -> None:
+    """Parse the rendered ACL back (defence in depth behind validation): every line is a user, topic or pattern
+    line or empty, with no control character, each user has one section, and the sections are exactly the
+    inventory's clients that are not revoked. Raises ValueError otherwise."""
+    users: set[str] = set()
+    for number, line in enumerate(lines, 1):
+        if line == "":
+            continue
+        if has_control_characters(line) or not _ACL_LINE.fullmatch(line):
+            raise ValueError(f"the rendered ACL's line {number} is not a user, topic or pattern line: {line!r}; "
+                             "nothing was installed (a client name or topic carries a line break?)")
+        if line.startswith("user "):
+            if line in users:
+                raise ValueError(f"the rendered ACL has two sections for {line!r}; nothing was installed")
+            users.add(line)
+    if {u.removeprefix("user ") for u in users} != users_expected:
+        raise ValueError("the rendered ACL's user sections are not the inventory's clients; nothing was installed")
 
 
 def password_users(clients: list[dict]) -> list[tuple[str, str]]:

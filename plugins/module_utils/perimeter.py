@@ -55,7 +55,7 @@ def nftables_problems(settings: dict) -> list[str]:
     """Every problem in the nftables role's variables, each naming the variable (empty when valid)."""
     problems: list[str] = []
     table = settings.get("nftables_table", "")
-    if not isinstance(table, str) or not NAME_RE.match(table):
+    if not isinstance(table, str) or not NAME_RE.fullmatch(table):
         problems.append(f"nftables_table ({table!r}) must be 1-31 letters, digits or '_', starting with a letter")
     problems += _management_problems(settings)
     seen: dict[str, int] = {}
@@ -98,7 +98,7 @@ def _rule_problems(i: int, rule: object, seen: dict[str, int]) -> list[str]:
         return [f"{where} is not a mapping"]
     problems = []
     name = rule.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         problems.append(f"{where}.name ({name!r}) must be 1-31 letters, digits or '_', starting with a letter")
     elif name in seen:
         problems.append(f"{where}.name ({name!r}) duplicates nftables_rules[{seen[name]}]")
@@ -114,7 +114,7 @@ def _rule_problems(i: int, rule: object, seen: dict[str, int]) -> list[str]:
         if (why := cidr_problem(src)) is not None:
             problems.append(f"{where}.sources[{j}] ({src!r}) {why}")
     for j, ifname in enumerate(rule.get("interfaces") or []):
-        if not isinstance(ifname, str) or not IFNAME_RE.match(ifname):
+        if not isinstance(ifname, str) or not IFNAME_RE.fullmatch(ifname):
             problems.append(f"{where}.interfaces[{j}] ({ifname!r}) is not an interface name")
     for key in ("rate", "max_connections"):
         value = rule.get(key, 0)
@@ -233,7 +233,7 @@ def wireguard_problems(settings: dict, inventory_hosts: list[str]) -> list[str]:
     """Every problem in the wireguard role's variables, each naming the variable (empty when valid)."""
     problems: list[str] = []
     iface = settings.get("wireguard_interface", "wg0")
-    if not isinstance(iface, str) or not re.match(r"^[A-Za-z0-9_=+.-]{1,15}$", iface):
+    if not isinstance(iface, str) or not re.fullmatch(r"^[A-Za-z0-9_=+.-]{1,15}$", iface):
         problems.append(f"wireguard_interface ({iface!r}) is not an interface name (1-15 characters)")
     port = settings.get("wireguard_port", 51820)
     if not isinstance(port, int) or not 1 <= port <= 65535:
@@ -245,7 +245,7 @@ def wireguard_problems(settings: dict, inventory_hosts: list[str]) -> list[str]:
         if (why := cidr_problem(addr)) is not None or "/" not in str(addr):
             problems.append(f"wireguard_addresses[{i}] ({addr!r}) {why or 'has no prefix length'}")
     endpoint = settings.get("wireguard_endpoint", "")
-    if endpoint and not re.match(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$", str(endpoint)):
+    if endpoint and not re.fullmatch(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$", str(endpoint)):
         problems.append(f"wireguard_endpoint ({endpoint!r}) must be host:port or [v6]:port")
     for i, net in enumerate(settings.get("wireguard_routed_networks") or []):
         if (why := cidr_problem(net)) is not None:
@@ -266,7 +266,7 @@ def wireguard_problems(settings: dict, inventory_hosts: list[str]) -> list[str]:
     if not isinstance(keepalive, int) or not 0 <= keepalive <= 65535:
         problems.append(f"wireguard_persistent_keepalive ({keepalive!r}) must be between 0 and 65535")
     for i, unit in enumerate(settings.get("wireguard_before_units") or []):
-        if not re.match(r"^[A-Za-z0-9@_.:\\-]+\.(service|socket|target)$", str(unit)):
+        if not re.fullmatch(r"^[A-Za-z0-9@_.:\\-]+\.(service|socket|target)$", str(unit)):
             problems.append(f"wireguard_before_units[{i}] ({unit!r}) is not a systemd unit name like mosquitto.service")
     return problems
 
@@ -285,7 +285,7 @@ def _peer_problems(i: int, peer: dict, names: dict[str, int], inventory_hosts: l
     if host is not None and host not in inventory_hosts:
         problems.append(f"{where}.host ({host!r}) is not a host of this inventory")
     if name is not None:
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", name):
+        if not re.fullmatch(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", name):
             problems.append(f"{where}.name ({name!r}) must be 1-63 letters, digits, '.', '_' or '-'")
         if not peer.get("addresses"):
             problems.append(f"{where}.addresses is missing; a peer Ansible does not manage needs its tunnel address")
@@ -301,11 +301,11 @@ def vlan_problems(settings: dict) -> list[str]:
     problems: list[str] = []
     mode = settings.get("vlan_mode", "tagged")
     iface = settings.get("vlan_interface", "")
-    if not isinstance(iface, str) or not IFNAME_RE.match(iface):
+    if not isinstance(iface, str) or not IFNAME_RE.fullmatch(iface):
         problems.append(f"vlan_interface ({iface!r}) must be an interface name of 1-15 characters")
     if mode == "tagged":
         parent = settings.get("vlan_parent", "")
-        if not isinstance(parent, str) or not IFNAME_RE.match(parent):
+        if not isinstance(parent, str) or not IFNAME_RE.fullmatch(parent):
             problems.append(f"vlan_parent ({parent!r}) must name the trunk interface in tagged mode")
         elif parent == iface:
             problems.append(f"vlan_parent ({parent!r}) equals vlan_interface; the VLAN device needs its own name")

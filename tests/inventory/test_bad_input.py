@@ -120,6 +120,13 @@ CASES = [
          "mosquitto_clients[1].name", "duplicates mosquitto_clients[0]"),
     Case("colon-in-client-name", edit_clients(lambda c: c[0].update(name="sensor:01")),
          "mosquitto_clients[0].name", "use 1-64 characters"),
+    # Security review M1: a trailing line break (a YAML block scalar) passed `^...$` and injected ACL lines.
+    Case("line-break-in-client-name", edit_clients(lambda c: c[2].update(name=c[2]["name"] + "\n")),
+         "mosquitto_clients[2].name", "use 1-64 characters"),
+    Case("acl-injection-through-a-name", edit_clients(lambda c: c.append(
+        {"name": c[1]["name"] + "\n", "auth": "certificate",
+         "publish": ["%utopic readwrite $SYS/#", "%uuser ops-admin"]})),
+         "mosquitto_clients[5].name", "use 1-64 characters"),
     Case("unknown-client-key", edit_clients(lambda c: c[0].update(colour="red")),
          # ansible's argument spec check runs first and names the key, not the list index.
          "mosquitto_clients.colour", "Supported parameters include"),

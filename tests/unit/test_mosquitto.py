@@ -92,3 +92,45 @@ def test_description_schema():
     assert by_name["dev-1"]["certfile"] == "/clients/dev-1/chain.pem"
     assert by_name["dev-1"]["subscribe"] == ["commands/dev-1/#"]
     assert all(c["expect"] == "allowed" for c in doc["clients"])
+
+
+# Security review M1: a name ending in a line break passed `re.match("^...$")` ($ matches before a final \n)
+# and injected lines into the ACL file; every validator now matches the whole string.
+INJECTION = [
+    {"name": "dashboard", "auth": "password", "password": "pw", "subscribe": ["sensors/#"]},
+    {"name": "dashboard\n", "auth": "certificate",
+     "publish": ["%utopic readwrite $SYS/#", "%utopic read commands/#", "%uuser ops-admin"]},
+]
+
+
+@pytest.mark.parametrize("name", ["dashboard\n", "dash\nboard", "dashboard\r", "\ndashboard", "dash\x1bboard"])
+def test_a_name_with_a_line_break_or_control_character_is_refused(name):
+    clients = [{"name": name, "auth": "certificate", "publish": ["devices/%u/#"]}]
+    errors = mosquitto.validate(settings(mosquitto_clients=clients))
+    assert any(e.startswith("mosquitto_clients[0].name is") for e in errors), errors
+
+
+def test_the_reviewed_acl_injection_is_refused_by_validation():
+    errors = mosquitto.validate(settings(mosquitto_clients=INJECTION))
+    assert any(e.startswith("mosquitto_clients[1].name is") for e in errors), errors
+
+
+def test_the_rendered_acl_is_parsed_back_and_an_injection_never_renders():
+    """Defence in depth: were validation bypassed, the ACL is refused before it reaches a file."""
+    with pytest.raises(ValueError, match="not a user, topic or pattern line"):
+        mosquitto.acl_lines(INJECTION)
+    with pytest.raises(ValueError, match="two sections"):
+        mosquitto.acl_lines([{"name": "a", "publish": ["x"]}, {"name": "a", "publish": ["y"]}])
+    with pytest.raises(ValueError, match="not a user, topic or pattern line"):
+        mosquitto.acl_lines([{"name": "a", "publish": ["x\x1b[2J"]}])
+
+
+@pytest.mark.parametrize("topic", ["a\x00b", "a\nb", "a\rb", "a\x1bb", "a\x7fb", "a/\x01"])
+def test_a_topic_with_a_control_character_is_refused(topic):
+    assert "control characters" in mosquitto.topic_filter_problem(topic)
+
+
+@pytest.mark.parametrize("value", ["14d\n", "14d\n1"])
+def test_expiration_must_match_as_a_whole(value):
+    errors = mosquitto.validate(settings(mosquitto_persistent_client_expiration=value))
+    assert any("mosquitto_persistent_client_expiration" in e for e in errors), errors

@@ -142,7 +142,8 @@ def test_is_ip_address_takes_the_text_form_only(value, expected) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("mqtt.example.org", True), ("*.example.org", True), ("mqtt.example.org.", True), ("*.org", False),
-     ("-bad.example", False), ("a..b", False), ("192.0.2.10", False), ("", False), (None, False)],
+     ("-bad.example", False), ("a..b", False), ("192.0.2.10", False), ("", False), (None, False),
+     ("mqtt.example.org\n", False), ("mqtt\n.example.org", False)],
 )
 def test_is_valid_dns_name(value, expected) -> None:
     assert pki.is_valid_dns_name(value) is expected
@@ -500,7 +501,7 @@ def test_invalid_key_type_names_the_allowed_set(tmp_path: Path) -> None:
     assert not (tmp_path / "pki").exists()
 
 
-@pytest.mark.parametrize("name", ["", "-x", ".hidden", "../x", "a/b", "a b", "x" * 65, 7, None])
+@pytest.mark.parametrize("name", ["", "-x", ".hidden", "../x", "a/b", "a b", "x" * 65, 7, None, "dashboard\n", "a\nb"])
 def test_invalid_name_rejected(pki_dir: Path, name) -> None:
     with pytest.raises(ValueError, match="name"):
         issue(pki_dir, [{"name": name, "profile": "client"}])

@@ -106,14 +106,14 @@ def _check_dns_name(cert_name: str, dns: Any) -> str:
     labels = dns[:-1].split(".") if dns.endswith(".") else dns.split(".")
     if labels[0] == "*" and len(labels) > 2:
         labels = labels[1:]
-    if len(dns) > 253 or not all(_DNS_LABEL_RE.match(label) for label in labels):
+    if len(dns) > 253 or not all(_DNS_LABEL_RE.fullmatch(label) for label in labels):
         raise ValueError(f"certificate {cert_name!r}: {dns!r} is not a valid DNS name")
     return dns.rstrip(".")
 
 
 def is_valid_name(value: Any) -> bool:
     """True for a usable certificate name (it becomes a directory name and the CN)."""
-    return isinstance(value, str) and NAME_RE.match(value) is not None
+    return isinstance(value, str) and NAME_RE.fullmatch(value) is not None
 
 
 def is_valid_dns_name(value: Any) -> bool:
@@ -145,7 +145,7 @@ def _validate_spec(index: int, raw: Any, seen: dict[str, str]) -> CertSpec:
     if unknown:
         raise ValueError(f"certificates[{index}] has unknown keys: {', '.join(sorted(unknown))}")
     name = raw.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise ValueError(f"certificates[{index}].name {name!r} is invalid: {_NAME_RULE}")
     profile = raw.get("profile")
     if profile not in PROFILES:

@@ -226,7 +226,7 @@ def _load_retired(layout: common.Layout) -> list[Intermediate]:
     """The readable ``ca/retired/intermediate-<n>.crt`` files, in name order."""
     retired = []
     for path in sorted(layout.retired_dir.iterdir()):
-        match = _RETIRED_RE.match(path.name)
+        match = _RETIRED_RE.fullmatch(path.name)
         cert = common.load_cert(path) if match else None
         if match and cert is not None:
             gen = int(match.group(1))
