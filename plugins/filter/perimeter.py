@@ -37,8 +37,14 @@ def address(value: str) -> str:
 
 def host_cidr(value: str) -> str:
     """10.86.0.2/24 -> 10.86.0.2/32 (what a hub routes to one peer)."""
-    addr = perimeter.address(str(value))
-    return f"{addr}/{128 if ':' in addr else 32}"
+    return perimeter.host_cidr(str(value))
+
+
+def peer_allowed_ips(peer: dict, managed: dict | None = None) -> list[str]:
+    """What this host routes to a wireguard_peers entry (its AllowedIPs); ``managed``: a managed peer's hostvars."""
+    managed = managed or {}
+    return perimeter.peer_allowed_ips(dict(peer), {k: managed.get(k) for k in
+                                                   ("wireguard_addresses", "wireguard_routed_networks")})
 
 
 class FilterModule:
@@ -52,4 +58,5 @@ class FilterModule:
             "network": network,
             "address": address,
             "host_cidr": host_cidr,
+            "peer_allowed_ips": peer_allowed_ips,
         }

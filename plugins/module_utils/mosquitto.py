@@ -12,13 +12,14 @@ import re
 from typing import Any
 
 from ansible_collections.rampart.mqtt.plugins.module_utils import passwords
+from ansible_collections.rampart.mqtt.plugins.module_utils.addresses import is_unspecified_address
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 AUTH_TYPES = ("password", "certificate")
 ACL_ACCESS = ("read", "write", "readwrite", "deny")
 TLS_VERSIONS = ("tlsv1.2", "tlsv1.3")
 SAFE_LOG_TYPES = ("error", "warning", "notice", "information", "subscribe", "unsubscribe", "websockets", "none")
-CLIENT_KEYS = frozenset({"name", "auth", "password", "admin", "publish", "subscribe", "deny", "revoked",
+CLIENT_KEYS = frozenset({"name", "auth", "password", "admin", "broad", "publish", "subscribe", "deny", "revoked",
                          "description"})
 EXPIRATION_RE = re.compile(r"^[1-9][0-9]*[hdwmy]$")
 
@@ -78,6 +79,17 @@ def broad_filter_problem(topic: str) -> str | None:
     return None
 
 
+def wildcard_outside_own_subtree(topic: str) -> bool:
+    """Whether a filter has a wildcard level before any %u/%c level: 'commands/#' and 'devices/+/set' reach other
+    clients' topics, 'sensors/%u/#' stays in the client's own subtree."""
+    for level in topic.split("/"):
+        if level in ("%u", "%c"):
+            return False
+        if level in ("#", "+"):
+            return True
+    return False
+
+
 def _path(var: str, index: int, key: str | None = None) -> str:
     return f"{var}[{index}]" + (f".{key}" if key else "")
 
@@ -87,7 +99,8 @@ def validate(settings: dict[str, Any]) -> list[str]:
     errors: list[str] = []
     errors += _validate_listeners(settings)
     errors += _validate_clients(settings)
-    errors += _validate_patterns(settings.get("mosquitto_acl_patterns") or [])
+    errors += _validate_patterns(settings.get("mosquitto_acl_patterns") or [],
+                                 bool(settings.get("mosquitto_use_username_as_clientid", True)))
     errors += _validate_tls(settings)
     errors += _validate_misc(settings)
     return errors
@@ -106,7 +119,7 @@ def _validate_listeners(s: dict[str, Any]) -> list[str]:
             errors.append(f"{_path('mosquitto_bind_addresses', i)} is {addr!r}, not an IP address; "
                           "give a literal address such as '10.20.0.10'.")
             continue
-        if ip.is_unspecified:
+        if is_unspecified_address(ip):
             errors.append(f"{_path('mosquitto_bind_addresses', i)} is {addr!r}, which listens on every interface; "
                           "bind to the segment address instead.")
     if len(set(map(str, addresses))) != len(addresses):
@@ -252,6 +265,11 @@ def _client_topic_errors(i: int, c: dict[str, Any], key: str, admin: bool, clien
             errors.append(f"{_path('mosquitto_clients', i, key)} contains {topic!r}: it {broad}; only "
                           f"clients with admin: true may use '#', '+/...' or '$SYS' filters. Narrow the "
                           f"filter (e.g. 'sensors/{name}/#') or mark {name!r} admin: true.")
+        elif key == "publish" and not admin and c.get("broad") is not True and wildcard_outside_own_subtree(topic):
+            # Review L2: 'commands/#' lets one device write every device's commands.
+            errors.append(f"{where} {topic!r} publishes through a wildcard outside the client's own %u subtree, so "
+                          f"{name!r} could write other clients' topics (e.g. every device's commands). Narrow it "
+                          f"(e.g. 'commands/%u/#') or, if {name!r} must fan out, set broad: true on it.")
     return errors
 
 
@@ -265,7 +283,7 @@ def _client_revoked_errors(i: int, c: dict[str, Any]) -> list[str]:
     return []
 
 
-def _validate_patterns(patterns: list) -> list[str]:
+def _validate_patterns(patterns: list, clientid_is_username: bool = True) -> list[str]:
     errors = []
     for i, p in enumerate(patterns):
         where = _path("mosquitto_acl_patterns", i)
@@ -282,6 +300,10 @@ def _validate_patterns(patterns: list) -> list[str]:
         if "%u" not in topic and "%c" not in topic:
             errors.append(f"{where}.topic {topic!r} has neither %u nor %c; patterns apply to every client, so a "
                           "literal topic belongs in a client's publish/subscribe list.")
+        if "%c" in topic and not clientid_is_username and p.get("access") != "deny":
+            # Review L1: with free client ids, any authenticated client connects as client id <victim>.
+            errors.append(f"{where}.topic {topic!r} uses %c while mosquitto_use_username_as_clientid is false: any "
+                          "client may choose another's client id and get its topics; use %u.")
         broad = broad_filter_problem(topic)
         if broad and p.get("access") != "deny":
             errors.append(f"{where}.topic: it {broad}; patterns apply to every client, so they may not.")

@@ -85,6 +85,12 @@ def _management_problems(settings: dict) -> list[str]:
         elif ipaddress.ip_network(cidr, strict=False).prefixlen == 0:
             problems.append(f"nftables_management_cidrs[{i}] ({cidr!r}) opens SSH to every address; "
                             "list the management networks")
+    valid = _valid_networks(mgmt)
+    for family in (4, 6):
+        nets = [n for n in valid if n.version == family]
+        if len(nets) > 1 and _covers_every_address(nets, family):
+            problems.append(f"nftables_management_cidrs ({[str(n) for n in nets]}) together cover every IPv{family} "
+                            "address, which opens SSH to everyone; list the management networks")
     port = settings.get("nftables_management_port", 22)
     if not isinstance(port, int) or not 1 <= port <= 65535:
         problems.append(f"nftables_management_port ({port!r}): use a port between 1 and 65535")
@@ -250,10 +256,14 @@ def wireguard_problems(settings: dict, inventory_hosts: list[str]) -> list[str]:
     for i, net in enumerate(settings.get("wireguard_routed_networks") or []):
         if (why := cidr_problem(net)) is not None:
             problems.append(f"wireguard_routed_networks[{i}] ({net!r}) {why}")
+        elif ipaddress.ip_network(net, strict=False).prefixlen == 0:
+            problems.append(f"wireguard_routed_networks[{i}] ({net!r}) would send every peer's whole traffic to this "
+                            "host; list the addresses behind it that peers may reach")
     names: dict[str, int] = {}
     peers = settings.get("wireguard_peers") or []
     for i, peer in enumerate(peers):
         problems += _peer_problems(i, peer, names, inventory_hosts)
+    problems += _route_problems(settings, inventory_hosts)
     # A peer Ansible does not manage (name, not host) gets an exported config.
     external = any(peer.get("name") is not None and peer.get("host") is None for peer in peers)
     if external and not settings.get("wireguard_endpoint"):
@@ -293,6 +303,81 @@ def _peer_problems(i: int, peer: dict, names: dict[str, int], inventory_hosts: l
         for j, addr in enumerate(peer.get(field) or []):
             if (why := cidr_problem(addr)) is not None:
                 problems.append(f"{where}.{field}[{j}] ({addr!r}) {why}")
+    return problems
+
+
+def _valid_networks(values: list) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The values that are IP networks or addresses (the invalid ones are reported where they are set)."""
+    return [ipaddress.ip_network(v, strict=False) for v in values or [] if cidr_problem(v) is None]
+
+
+def _covers_every_address(nets: list, family: int) -> bool:
+    """Whether the networks of one IP version together cover every address of it (0.0.0.0/1 + 128.0.0.0/1)."""
+    return any(n.prefixlen == 0 for n in ipaddress.collapse_addresses([n for n in nets if n.version == family]))
+
+
+def host_cidr(value: str) -> str:
+    """10.86.0.2/24 -> 10.86.0.2/32: what a hub routes to one peer."""
+    addr = address(value)
+    return f"{addr}/{128 if ':' in addr else 32}"
+
+
+def peer_allowed_ips(peer: dict, managed: dict | None = None) -> list[str]:
+    """What this host routes to a peer (its AllowedIPs): the peer's allowed_ips when set, else its tunnel addresses
+    (each as a host route) and, for a managed peer, the networks it routes (``managed``: that host's
+    wireguard_addresses and wireguard_routed_networks). Values that are not addresses are left out here."""
+    if peer.get("allowed_ips"):
+        return [str(v) for v in peer["allowed_ips"]]
+    if peer.get("host") is not None:
+        managed = managed or {}
+        own = managed.get("wireguard_addresses") or []
+        return [host_cidr(str(a)) for a in own if cidr_problem(a) is None] + \
+            [str(v) for v in managed.get("wireguard_routed_networks") or []]
+    return [host_cidr(str(a)) for a in peer.get("addresses") or [] if cidr_problem(a) is None]
+
+
+def _route_problems(settings: dict, inventory_hosts: list[str]) -> list[str]:
+    """What the peers' AllowedIPs would route into the tunnel (review M7): never every address, never this host's
+    own tunnel address, segment or management networks (a peer could take over the control node's address), and
+    never the same address for two peers (WireGuard would silently route it to one of them).
+
+    settings may carry ``inventory_hostname``, ``vlan_address``, ``nftables_management_cidrs`` and
+    ``managed_peers`` ({host: {wireguard_addresses, wireguard_routed_networks}}) for the managed peers."""
+    me = settings.get("inventory_hostname")
+    own = {"this host's tunnel address": [host_cidr(str(a)) for a in settings.get("wireguard_addresses") or []
+                                          if cidr_problem(a) is None],
+           "this host's segment": [network(str(settings["vlan_address"]))] if settings.get("vlan_address")
+           and cidr_problem(settings["vlan_address"]) is None else [],
+           "the management networks (nftables_management_cidrs)": settings.get("nftables_management_cidrs") or []}
+    own_nets = {what: _valid_networks(values) for what, values in own.items()}
+    # Management networks that cover everything are reported by nftables_problems; every route would overlap them.
+    own_nets = {what: nets for what, nets in own_nets.items()
+                if not any(_covers_every_address(nets, family) for family in (4, 6))}
+    problems: list[str] = []
+    claimed: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
+    for i, peer in enumerate(settings.get("wireguard_peers") or []):
+        if not isinstance(peer, dict):
+            continue
+        key = peer.get("host") or peer.get("name")
+        where = f"wireguard_peers[{i}] ({key!r})"
+        if me is not None and peer.get("host") == me:
+            problems.append(f"{where} is this host itself; remove it")
+            continue
+        managed = (settings.get("managed_peers") or {}).get(peer.get("host"), {})
+        for net in _valid_networks(peer_allowed_ips(peer, managed)):
+            if net.prefixlen == 0:
+                problems.append(f"{where} would be routed every IPv{net.version} address ({net}); give allowed_ips "
+                                "only the peer's tunnel address and the networks behind it")
+                continue
+            for what, nets in own_nets.items():
+                if any(net.overlaps(n) for n in nets if n.version == net.version):
+                    problems.append(f"{where} would be routed {net}, which overlaps {what}: its packets would go into "
+                                    "the tunnel (and the peer could answer for those addresses)")
+            for other, owner in claimed:
+                if other.version == net.version and net.overlaps(other):
+                    problems.append(f"{where} would be routed {net}, which overlaps {other} of {owner}; WireGuard "
+                                    "routes an address to one peer only")
+            claimed.append((net, where))
     return problems
 
 

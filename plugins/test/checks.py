@@ -24,5 +24,6 @@ class TestModule:
             "pki_name": pki.is_valid_name,
             "dns_name": pki.is_valid_dns_name,
             "ip_address": pki.is_ip_address,
+            "unspecified_address": pki.is_unspecified_address,
             "size": size,
         }

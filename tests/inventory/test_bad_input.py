@@ -127,6 +127,17 @@ CASES = [
         {"name": c[1]["name"] + "\n", "auth": "certificate",
          "publish": ["%utopic readwrite $SYS/#", "%uuser ops-admin"]})),
          "mosquitto_clients[5].name", "use 1-64 characters"),
+    # Review L2 and L1: a device writing every device's commands; a %c pattern with free client ids.
+    Case("device-publishes-every-command", edit_clients(lambda c: c[0].update(publish=["commands/#"])),
+         "mosquitto_clients[0].publish[0]", "outside the client's own %u subtree"),
+    Case("client-id-pattern-with-free-client-ids", override("brokers", mosquitto_use_username_as_clientid=False,
+                                                            mosquitto_acl_patterns=[{"access": "read",
+                                                                                     "topic": "devices/%c/#"}]),
+         "mosquitto_acl_patterns[0].topic", "uses %c while mosquitto_use_username_as_clientid is false"),
+    # Review L13: a client host naming a client that does not exist got nothing, silently.
+    Case("client-host-names-an-unknown-client",
+         override("mqtt_clients", mqtt_client_names=["device-cert-01", "device-cert-1"]),
+         "mqtt_client_names[1]", "no entry of mosquitto_clients has that name"),
     Case("unknown-client-key", edit_clients(lambda c: c[0].update(colour="red")),
          # ansible's argument spec check runs first and names the key, not the list index.
          "mosquitto_clients.colour", "Supported parameters include"),
@@ -182,6 +193,9 @@ CASES = [
     # The log pipeline (playbooks/collector.yml): each case adds a collector to the lab copy.
     Case("collector-binds-everywhere", with_collector(log_collector_bind_address="0.0.0.0"),  # noqa: S104  the bad input
          "log_collector_bind_address", "must be one literal IP address"),
+    # Review L6: every spelling of "every address".
+    Case("collector-binds-everywhere-long-form", with_collector(log_collector_bind_address="0:0:0:0:0:0:0:0"),
+         "log_collector_bind_address", "meaning every address"),
     Case("collector-binds-a-name", with_collector(log_collector_bind_address="logs.example.internal"),
          "log_collector_bind_address", "must be one literal IP address"),
     Case("collector-port-0", with_collector(log_collector_port=0),
@@ -210,6 +224,8 @@ CASES = [
          "nftables_management_cidrs", "is empty; SSH (the control path) would be blocked"),
     Case("nftables-ssh-from-anywhere", with_perimeter(nftables_management_cidrs=["0.0.0.0/0"]),
          "nftables_management_cidrs[0]", "opens SSH to every address"),
+    Case("nftables-ssh-from-two-halves", with_perimeter(nftables_management_cidrs=["0.0.0.0/1", "128.0.0.0/1"]),
+         "nftables_management_cidrs", "together cover every IPv4 address"),
     Case("nftables-revert-before-confirmation", with_perimeter(nftables_revert_after=30),
          "nftables_revert_after", "must exceed nftables_confirm_timeout"),
     Case("nftables-bad-log-prefix", with_perimeter(nftables_log_prefix='drop "now"'),
@@ -239,6 +255,20 @@ CASES = [
          "wireguard_peers[0].host", "is not a host of this inventory"),
     Case("wireguard-address-without-prefix", with_perimeter("host_vars/broker1", wireguard_addresses=["10.83.0.9"]),
          "wireguard_addresses[0]", "has no prefix length"),
+    # Review M7: what a hub would route into the tunnel.
+    Case("wireguard-peer-inside-the-segment",
+         with_perimeter("host_vars/broker1", wireguard_export_dir="/tmp/rampart-never-written",  # noqa: S108
+                        vlan_address="172.29.83.10/24",
+                        wireguard_peers=[{"host": "vpn1"}, {"name": "laptop1", "addresses": ["172.29.83.20/32"]}]),
+         "wireguard_peers[1]", "overlaps this host's segment"),
+    Case("wireguard-two-peers-one-address",
+         with_perimeter("host_vars/broker1", wireguard_export_dir="/tmp/rampart-never-written",  # noqa: S108
+                        wireguard_peers=[{"host": "vpn1"}, {"name": "laptop1", "addresses": ["10.83.0.50/32"]},
+                                         {"name": "laptop2", "addresses": ["10.83.0.50/32"]}]),
+         "wireguard_peers[2]", "WireGuard routes an address to one peer only"),
+    Case("wireguard-peer-takes-every-route",
+         with_perimeter("host_vars/broker1", wireguard_peers=[{"host": "vpn1", "allowed_ips": ["0.0.0.0/0"]}]),
+         "wireguard_peers[0]", "would be routed every IPv4 address"),
     Case("wireguard-external-peer-without-export-dir",
          with_perimeter("host_vars/broker1", wireguard_export_dir="",
                         wireguard_peers=[{"name": "laptop1", "addresses": ["10.83.0.50/32"]}]),
@@ -248,7 +278,8 @@ CASES = [
 
 # The failing task is a role's check (imported as rampart.mqtt.<role>) or one of the validation play's
 # own wiring checks.
-ROLES = ("mosquitto", "pki", "log_collector", "log_shipping", "fail2ban", "vlan", "nftables", "wireguard")
+ROLES = ("mosquitto", "pki", "log_collector", "log_shipping", "fail2ban", "vlan", "nftables", "wireguard",
+         "mqtt_client")
 FAILING_TASK_PREFIXES = (*(f"{role} : " for role in ROLES), *(f"rampart.mqtt.{role} : " for role in ROLES),
                          "Check the wiring", "Check the security profile")
 

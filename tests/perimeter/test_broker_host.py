@@ -76,3 +76,20 @@ def test_drops_are_logged_with_the_prefix_in_the_journal(broker_host, broker, de
     assert tcp(outsider, broker["wan_address"], 2222, timeout=1.5) == "timeout"
     log = broker_host.run(f"journalctl --no-pager -q -n 400 -g '{broker['log_prefix'].strip()}'")
     assert "DPT=2222" in log.stdout, f"no drop log line for the probe:\n{log.stdout[-2000:]}"
+
+
+def test_fail2ban_guards_the_broker_without_a_collector(broker_host, broker, desc):
+    """Review M8/L17: this scenario has no log collector, and fail2ban still runs on the broker; its MQTT jails
+    close only the listener ports; the management networks and the broker's own addresses are never banned."""
+    assert "collector" not in desc, "this test needs a scenario without a collector"
+    status = broker_host.run("fail2ban-client status")
+    assert status.rc == 0, status.stderr
+    for jail in ("rampart-mosquitto-auth", "rampart-mosquitto-flood", "sshd"):
+        assert jail in status.stdout, f"jail {jail} is not running:\n{status.stdout}"
+    ignored = broker_host.run("fail2ban-client get rampart-mosquitto-auth ignoreip")
+    assert ignored.rc == 0, ignored.stderr
+    for net in [*broker["management_cidrs"], broker["segment_address"], broker["vpn_address"]]:
+        assert net.removesuffix("/32") in ignored.stdout, f"{net} is not in the ignore list:\n{ignored.stdout}"
+    for jail, action in (("rampart-mosquitto-auth", "nftables-multiport"), ("sshd", "nftables-allports")):
+        actions = broker_host.run(f"fail2ban-client get {jail} actions")
+        assert action in actions.stdout, f"{jail} bans with {actions.stdout.strip()!r}, not {action}"

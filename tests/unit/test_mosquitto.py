@@ -46,6 +46,24 @@ def test_broad_filters_need_admin(topic):
     assert mosquitto.validate(settings(mosquitto_clients=clients)) == []
 
 
+@pytest.mark.parametrize("topic", ["commands/#", "devices/+/set", "sensors/+/#"])
+def test_a_non_admin_publishing_through_a_wildcard_needs_broad(topic):
+    """Review L2: the first-level rule let a device publish 'commands/#' (every device's commands)."""
+    clients = [{"name": "c", "password": "pw", "publish": [topic]}]
+    problems = mosquitto.validate(settings(mosquitto_clients=clients))
+    assert any("mosquitto_clients[0].publish[0]" in p and "outside the client's own %u subtree" in p
+               for p in problems), problems
+    clients[0]["broad"] = True
+    assert mosquitto.validate(settings(mosquitto_clients=clients)) == []
+
+
+@pytest.mark.parametrize(("key", "topic"), [("publish", "sensors/%u/#"), ("publish", "devices/%u/+/state"),
+                                             ("subscribe", "sensors/#"), ("subscribe", "devices/+/status")])
+def test_own_subtree_wildcards_and_read_many_subscriptions_stay_allowed(key, topic):
+    clients = [{"name": "c", "password": "pw", key: [topic]}]
+    assert mosquitto.validate(settings(mosquitto_clients=clients)) == []
+
+
 def test_deny_may_be_broad_for_anyone():
     clients = [{"name": "c", "password": "pw", "deny": ["$SYS/#"]}]
     assert mosquitto.validate(settings(mosquitto_clients=clients)) == []
@@ -59,6 +77,27 @@ def test_client_auth_needs_a_matching_listener():
 def test_percent_c_needs_username_as_clientid():
     problems = mosquitto.validate(settings(mosquitto_use_username_as_clientid=False))
     assert any("mosquitto_clients[1].subscribe[0] uses %c" in p for p in problems)
+
+
+def test_percent_c_in_a_pattern_needs_username_as_clientid_too():
+    """Review L1: with free client ids, a %c pattern gives any client the topics of the id it chooses."""
+    clients = [{"name": "sensor-01", "password": "pw", "publish": ["sensors/%u/#"]}]
+    patterns = [{"access": "readwrite", "topic": "devices/%c/#"}]
+    problems = mosquitto.validate(settings(mosquitto_clients=clients, mosquitto_acl_patterns=patterns,
+                                           mosquitto_use_username_as_clientid=False))
+    assert any("mosquitto_acl_patterns[0].topic 'devices/%c/#' uses %c while mosquitto_use_username_as_clientid"
+               in p for p in problems), problems
+    assert mosquitto.validate(settings(mosquitto_clients=clients, mosquitto_acl_patterns=patterns)) == []
+    deny = [{"access": "deny", "topic": "devices/%c/secrets"}]
+    assert mosquitto.validate(settings(mosquitto_clients=clients, mosquitto_acl_patterns=deny,
+                                       mosquitto_use_username_as_clientid=False)) == []
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::", "::0", "0::0", "0:0:0:0:0:0:0:0", "::ffff:0.0.0.0"])  # noqa: S104
+def test_every_spelling_of_the_unspecified_address_is_refused(address):
+    """Review L6: string comparison missed ::0, 0::0, the long form and the IPv4-mapped 0.0.0.0."""
+    problems = mosquitto.validate(settings(mosquitto_bind_addresses=[address]))
+    assert any("mosquitto_bind_addresses[0]" in p and "listens on every interface" in p for p in problems), problems
 
 
 def test_acl_lines_default_deny_and_expansion():

@@ -31,6 +31,8 @@ def test_good_nftables_settings_have_no_problem():
 @pytest.mark.parametrize(("change", "needle"), [
     ({"nftables_management_cidrs": []}, "nftables_management_cidrs is empty"),
     ({"nftables_management_cidrs": ["0.0.0.0/0"]}, "nftables_management_cidrs[0]"),
+    ({"nftables_management_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]}, "together cover every IPv4 address"),
+    ({"nftables_management_cidrs": ["172.29.86.1/32", "::/1", "8000::/1"]}, "together cover every IPv6 address"),
     ({"nftables_management_cidrs": ["10.0.0.300/32"]}, "is not an IP address or CIDR"),
     ({"nftables_table": "bad table"}, "nftables_table"),
     ({"nftables_rules": [{"name": "a", "ports": [0]}]}, "nftables_rules[0].ports[0]"),
@@ -104,6 +106,60 @@ def test_good_wireguard_settings_have_no_problem():
 def test_bad_wireguard_settings_are_named(change, needle):
     problems = perimeter.wireguard_problems({**GOOD_WG, **change}, ["client1"])
     assert any(needle in p for p in problems), problems
+
+
+# Review M7: what the hub would route into the tunnel. GOOD_WG as the lab's hub: on a segment, managed from one
+# address, its managed peer client1 on 10.86.0.30 routing nothing else.
+HUB = {**GOOD_WG, "inventory_hostname": "broker1", "vlan_address": "172.29.83.10/24",
+       "nftables_management_cidrs": ["172.29.83.1/32"],
+       "managed_peers": {"client1": {"wireguard_addresses": ["10.86.0.30/24"], "wireguard_routed_networks": []}}}
+
+
+def test_the_lab_shaped_hub_routes_nothing_it_must_not():
+    assert perimeter.wireguard_problems(HUB, ["client1", "broker1"]) == []
+    # A client routing the hub's segment address through the tunnel is the point of routed networks.
+    client = {**GOOD_WG, "inventory_hostname": "client1", "wireguard_addresses": ["10.86.0.30/24"],
+              "wireguard_peers": [{"host": "broker1"}], "vlan_address": "", "nftables_management_cidrs": [],
+              "managed_peers": {"broker1": {"wireguard_addresses": ["10.86.0.1/24"],
+                                            "wireguard_routed_networks": ["172.29.83.10/32"]}}}
+    assert perimeter.wireguard_problems(client, ["client1", "broker1"]) == []
+
+
+@pytest.mark.parametrize(("peers", "managed", "needle"), [
+    ([{"name": "a", "addresses": ["10.86.0.50/32"]}, {"name": "b", "addresses": ["10.86.0.50/32"]}], {},
+     "wireguard_peers[1] ('b') would be routed 10.86.0.50/32, which overlaps 10.86.0.50/32 of wireguard_peers[0]"),
+    ([{"name": "a", "addresses": ["10.86.0.50/32"], "allowed_ips": ["0.0.0.0/0", "::/0"]}], {},
+     "wireguard_peers[0] ('a') would be routed every IPv4 address"),
+    ([{"name": "a", "addresses": ["10.86.0.50/32"], "allowed_ips": ["::/0"]}], {},
+     "would be routed every IPv6 address"),
+    ([{"name": "a", "addresses": ["172.29.83.20/32"]}], {}, "overlaps this host's segment"),
+    ([{"name": "a", "addresses": ["10.86.0.50/32"], "allowed_ips": ["10.86.0.50/32", "172.29.83.1/32"]}], {},
+     "overlaps the management networks (nftables_management_cidrs)"),
+    ([{"name": "a", "addresses": ["10.86.0.1/32"]}], {}, "overlaps this host's tunnel address"),
+    ([{"host": "broker1"}], {}, "wireguard_peers[0] ('broker1') is this host itself"),
+    ([{"host": "client1"}], {"client1": {"wireguard_addresses": ["10.86.0.30/24"],
+                                         "wireguard_routed_networks": ["172.29.83.0/25"]}},
+     "wireguard_peers[0] ('client1') would be routed 172.29.83.0/25, which overlaps this host's segment"),
+])
+def test_routes_into_the_tunnel_that_would_hijack_or_collide_are_refused(peers, managed, needle):
+    problems = perimeter.wireguard_problems({**HUB, "wireguard_peers": peers, "managed_peers": managed},
+                                            ["client1", "broker1"])
+    assert any(needle in p for p in problems), problems
+
+
+def test_routed_networks_may_not_be_everything():
+    problems = perimeter.wireguard_problems({**HUB, "wireguard_routed_networks": ["0.0.0.0/0"]}, ["client1"])
+    assert any("wireguard_routed_networks[0] ('0.0.0.0/0') would send every peer's whole traffic" in p
+               for p in problems), problems
+
+
+def test_peer_allowed_ips_is_what_wg_conf_routes():
+    assert perimeter.peer_allowed_ips({"name": "a", "addresses": ["10.86.0.50/24"]}) == ["10.86.0.50/32"]
+    assert perimeter.peer_allowed_ips({"name": "a", "addresses": ["10.86.0.50/24"], "allowed_ips": ["10.9.0.0/16"]}) \
+        == ["10.9.0.0/16"]
+    assert perimeter.peer_allowed_ips({"host": "b"}, {"wireguard_addresses": ["fd00::2/64"],
+                                                      "wireguard_routed_networks": ["10.1.0.0/16"]}) \
+        == ["fd00::2/128", "10.1.0.0/16"]
 
 
 GOOD_VLAN = {"vlan_mode": "tagged", "vlan_parent": "eno1", "vlan_id": 86, "vlan_interface": "vlan86",
