@@ -79,11 +79,11 @@ def broad_filter_problem(topic: str) -> str | None:
     return None
 
 
-def wildcard_outside_own_subtree(topic: str) -> bool:
-    """Whether a filter has a wildcard level before any %u/%c level: 'commands/#' and 'devices/+/set' reach other
-    clients' topics, 'sensors/%u/#' stays in the client's own subtree."""
+def wildcard_outside_own_subtree(topic: str, name: str | None = None) -> bool:
+    """Whether a filter has a wildcard level before any level naming the client (%u, %c or its name written out):
+    'commands/#' and 'devices/+/set' reach other clients' topics, 'sensors/%u/#' stays in the client's own subtree."""
     for level in topic.split("/"):
-        if level in ("%u", "%c"):
+        if level in ("%u", "%c") or (name and level == name):
             return False
         if level in ("#", "+"):
             return True
@@ -265,7 +265,8 @@ def _client_topic_errors(i: int, c: dict[str, Any], key: str, admin: bool, clien
             errors.append(f"{_path('mosquitto_clients', i, key)} contains {topic!r}: it {broad}; only "
                           f"clients with admin: true may use '#', '+/...' or '$SYS' filters. Narrow the "
                           f"filter (e.g. 'sensors/{name}/#') or mark {name!r} admin: true.")
-        elif key == "publish" and not admin and c.get("broad") is not True and wildcard_outside_own_subtree(topic):
+        elif (key == "publish" and not admin and c.get("broad") is not True
+              and wildcard_outside_own_subtree(topic, name)):
             # Review L2: 'commands/#' lets one device write every device's commands.
             errors.append(f"{where} {topic!r} publishes through a wildcard outside the client's own %u subtree, so "
                           f"{name!r} could write other clients' topics (e.g. every device's commands). Narrow it "

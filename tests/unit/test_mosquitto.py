@@ -58,6 +58,7 @@ def test_a_non_admin_publishing_through_a_wildcard_needs_broad(topic):
 
 
 @pytest.mark.parametrize(("key", "topic"), [("publish", "sensors/%u/#"), ("publish", "devices/%u/+/state"),
+                                             ("publish", "sensors/c/#"),
                                              ("subscribe", "sensors/#"), ("subscribe", "devices/+/status")])
 def test_own_subtree_wildcards_and_read_many_subscriptions_stay_allowed(key, topic):
     clients = [{"name": "c", "password": "pw", key: [topic]}]
