@@ -47,7 +47,8 @@ ROLE_PLAY = [
         "roles": [
             {
                 "role": "rampart.mqtt.pki",
-                "vars": {"pki_dir": "{{ bench_dir }}/ours", "pki_client_certificates": "{{ bench_names }}"},
+                "vars": {"pki_dir": "{{ bench_dir }}/ours", "pki_client_certificates": "{{ bench_names }}",
+                         "pki_disposable": True},
             }
         ],
     }

@@ -138,6 +138,9 @@ CASES = [
     Case("client-host-names-an-unknown-client",
          override("mqtt_clients", mqtt_client_names=["device-cert-01", "device-cert-1"]),
          "mqtt_client_names[1]", "no entry of mosquitto_clients has that name"),
+    # Review M5: outside a disposable test CA, the CA key is encrypted.
+    Case("ca-key-unencrypted-outside-a-test-ca", override("all", pki_disposable=False),
+         "pki_ca_key_passphrase", "is empty, so the CA keys would be stored unencrypted"),
     Case("unknown-client-key", edit_clients(lambda c: c[0].update(colour="red")),
          # ansible's argument spec check runs first and names the key, not the list index.
          "mosquitto_clients.colour", "Supported parameters include"),

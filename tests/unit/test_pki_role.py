@@ -52,7 +52,8 @@ def start_role(tmp_path: Path, role_vars: dict, *args: str, inventory: dict = IN
         "stdout_callback = ansible.builtin.default\n"
     )
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
-    role = {"role": "rampart.mqtt.pki", "vars": role_vars}
+    # A scratch CA: unencrypted unless the test says otherwise (review M5 refuses that outside a disposable CA).
+    role = {"role": "rampart.mqtt.pki", "vars": {"pki_disposable": True, **role_vars}}
     play = [{"name": "Apply pki", "hosts": "all", "gather_facts": False, "roles": [role]}]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
     env = {
@@ -341,3 +342,12 @@ def test_action_revokes_refreshes_the_crl_and_skips_revoked(tmp_path: Path) -> N
     result, _ = _run_action(rotate)
     assert [r["name"] for r in result["renewed"]] == ["alice"] and result["revoked"] == ["bob"]
     assert _run_action(rotate)[0]["changed"] is False
+
+
+def test_an_unencrypted_ca_outside_a_disposable_one_is_refused_before_any_key(tmp_path: Path) -> None:
+    """Review M5: without pki_disposable, an empty pki_ca_key_passphrase stops the role before it writes a key."""
+    pki_dir = tmp_path / "pki"
+    rc, out, _ = run_role(tmp_path, {"pki_dir": str(pki_dir), "pki_disposable": False})
+    assert rc != 0
+    assert "pki_ca_key_passphrase is empty, so the CA keys would be stored unencrypted" in out, out[-2000:]
+    assert not pki_dir.exists()
