@@ -6,6 +6,7 @@ options; this test keeps that list identical to rampart.mosquitto's.
 
 import importlib.machinery
 import importlib.util
+import json
 
 import pytest
 from ansible_collections.rampart.mqtt.plugins.module_utils import mosquitto
@@ -60,3 +61,37 @@ def test_connect_packet_is_a_valid_mqtt311_connect(check):
     assert packet[0] == 0x10 and packet[1] == len(packet) - 2
     assert packet[2:8] == b"\x00\x04MQTT" and packet[8] == 4
     assert packet.endswith(b"\x00\x03abc")
+
+
+def test_snapshot_copies_what_differs_and_restore_puts_back_owner_and_mode(check, tmp_path, capsys):
+    """snapshot writes root-owned 0600 copies and names only what it wrote; restore puts a file back with its
+    owner and mode (both run as root on the broker, as the tests do here)."""
+    conf, acl = tmp_path / "mosquitto.conf", tmp_path / "acl"
+    conf.write_text("listener 8883\n")
+    acl.write_text("user a\n")
+    acl.chmod(0o644)
+    last_good = tmp_path / "last-good"
+    files = {"conf": {"path": str(conf), "owner": "root", "group": "root", "mode": "0644"},
+             "acl": {"path": str(acl), "owner": "root", "group": "root", "mode": "0640"}}
+    snapshot = ["snapshot", str(last_good), json.dumps(files)]
+
+    assert check.main(snapshot) == 0
+    assert capsys.readouterr().out.split() == ["conf", "acl"]
+    assert oct(last_good.stat().st_mode & 0o777) == "0o700"
+    copy = last_good / "acl"
+    assert (copy.read_text(), oct(copy.stat().st_mode & 0o777), copy.stat().st_uid) == ("user a\n", "0o600", 0)
+    assert check.main(snapshot) == 0
+    assert capsys.readouterr().out == "", "an identical snapshot was written again"
+    copy.chmod(0o644)
+    acl.write_text("user b\n")
+    assert check.main(snapshot) == 0
+    assert capsys.readouterr().out.split() == ["acl"]
+
+    acl.write_text("tampered\n")
+    restore = ["restore", str(last_good), json.dumps({"acl": files["acl"]})]
+    assert check.main(restore) == 0
+    assert capsys.readouterr().out.split() == ["acl"]
+    assert (acl.read_text(), oct(acl.stat().st_mode & 0o777)) == ("user b\n", "0o640")
+    assert check.main(restore) == 0
+    assert capsys.readouterr().out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acl", "last-good", "mosquitto.conf"], "a temp file was left"
