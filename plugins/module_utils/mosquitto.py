@@ -40,6 +40,20 @@ OWNED_GLOBAL_OPTIONS = frozenset({
     "max_keepalive", "persistent_client_expiration", "include_dir", "user",
     "pid_file",
 })
+# The escape hatches are allow-lists (security review M6, L14): tuning options that cannot weaken
+# authentication, open a listener or a bridge, load a plugin or name a file. Everything else that the role
+# does not write has no variable on purpose (allow_anonymous, capath, psk_*, plugin, connection, ...).
+EXTRA_GLOBAL_OPTIONS = frozenset({
+    "autosave_on_changes", "check_retain_source", "max_inflight_bytes", "memory_limit", "message_size_limit",
+    "queue_qos0_messages", "retain_available", "retain_expiry_interval", "set_tcp_nodelay", "sys_interval",
+    "upgrade_outgoing_qos", "log_timestamp_format",
+})
+# Listener options the role's template writes for every listener.
+OWNED_LISTENER_OPTIONS = frozenset({
+    "listener", "certfile", "keyfile", "cafile", "crlfile", "require_certificate", "use_identity_as_username",
+    "tls_version", "ciphers", "ciphers_tls1.3", "max_connections", "use_username_as_clientid",
+})
+EXTRA_LISTENER_OPTIONS = frozenset({"bind_interface", "socket_domain", "max_qos", "maximum_qos", "max_topic_alias"})
 AEAD_TLS12 = re.compile(r"^ECDHE-(ECDSA|RSA)-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$")
 TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_GCM_SHA256",
                 "TLS_AES_128_CCM_SHA256")
@@ -175,12 +189,14 @@ def _validate_raw_options(lines: list, var: str, scope: str) -> list[str]:
         elif scope == "global" and key in OWNED_GLOBAL_OPTIONS:
             errors.append(f"{where} sets '{key}', which the role already writes (a duplicate stops the broker); "
                           f"use the role variable for '{key}' instead.")
-        elif scope == "listener" and key in {"listener", "certfile", "keyfile", "cafile", "crlfile",
-                                             "require_certificate", "use_identity_as_username",
-                                             "tls_version", "ciphers", "ciphers_tls1.3", "max_connections",
-                                             "use_username_as_clientid"}:
+        elif scope == "listener" and key in OWNED_LISTENER_OPTIONS:
             errors.append(f"{where} sets '{key}', which the role already writes for every listener; "
                           "use the role variable instead.")
+        elif key not in (EXTRA_GLOBAL_OPTIONS if scope == "global" else EXTRA_LISTENER_OPTIONS):
+            allowed = sorted(EXTRA_GLOBAL_OPTIONS if scope == "global" else EXTRA_LISTENER_OPTIONS)
+            errors.append(f"{where} sets '{key}', which is not an option this escape hatch lets through: options "
+                          "that touch authentication, listeners, bridges, plugins or files are refused, and "
+                          f"unknown ones too. Allowed here: {', '.join(allowed)}.")
     return errors
 
 

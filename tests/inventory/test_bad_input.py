@@ -185,6 +185,10 @@ CASES = [
          "mosquitto_extra_options[0]", "sets listener-scoped 'certfile' globally"),
     Case("owned-option-in-extra-options", override(mosquitto_extra_options=["persistence false"]),
          "mosquitto_extra_options[0]", "which the role already writes"),
+    # Review M6: a listener's escape hatch cannot turn anonymous access back on.
+    Case("anonymous-through-a-listener-option",
+         override(mosquitto_listeners=[{**LISTENERS[0], "extra_options": ["allow_anonymous true"]}, *LISTENERS[1:]]),
+         "mosquitto_listeners[0].extra_options[0]", "not an option this escape hatch lets through"),
     Case("client-expiration-in-seconds", override(mosquitto_persistent_client_expiration="30s"),
          "mosquitto_persistent_client_expiration", "seconds are not accepted"),
     Case("queue-limit-zero", override(mosquitto_max_queued_messages=0),

@@ -174,3 +174,34 @@ def test_a_topic_with_a_control_character_is_refused(topic):
 def test_expiration_must_match_as_a_whole(value):
     errors = mosquitto.validate(settings(mosquitto_persistent_client_expiration=value))
     assert any("mosquitto_persistent_client_expiration" in e for e in errors), errors
+
+
+# Review M6, L14: both escape hatches are allow-lists.
+@pytest.mark.parametrize("line", [
+    "allow_anonymous true", "capath /etc/ssl/certs", "use_subject_as_username true", "psk_hint rampart",
+    "mount_point anyone/", "protocol websockets", "http_dir /srv", "auth_plugin /x.so", "password_file /tmp/p",
+])
+def test_a_listener_option_that_weakens_or_names_a_file_is_refused(line):
+    listeners = [{**LISTENERS[0], "extra_options": [line]}, LISTENERS[1]]
+    errors = mosquitto.validate(settings(mosquitto_listeners=listeners))
+    assert len(errors) == 1 and errors[0].startswith("mosquitto_listeners[0].extra_options[0] sets"), errors
+
+
+@pytest.mark.parametrize("line", [
+    "connection core", "address 10.0.0.9:8883", "plugin /usr/lib/x.so", "psk_file /etc/psk",
+    "allow_zero_length_clientid true", "auto_id_prefix x-", "max_connections_per_IP 10", "max_payload_size 1024",
+    "include_dir /etc/mosquitto/conf.d", "log_dest file /tmp/all.log",
+])
+def test_a_global_option_that_weakens_opens_or_names_a_file_is_refused(line):
+    errors = mosquitto.validate(settings(mosquitto_extra_options=[line]))
+    assert len(errors) == 1 and errors[0].startswith("mosquitto_extra_options[0] sets"), errors
+
+
+def test_the_allowed_tuning_options_pass():
+    listeners = [{**LISTENERS[0], "extra_options": sorted(f"{o} 1" for o in mosquitto.EXTRA_LISTENER_OPTIONS)},
+                 LISTENERS[1]]
+    extra = sorted(f"{o} 1" for o in mosquitto.EXTRA_GLOBAL_OPTIONS)
+    assert mosquitto.validate(settings(mosquitto_listeners=listeners, mosquitto_extra_options=extra)) == []
+    assert not mosquitto.EXTRA_GLOBAL_OPTIONS & (mosquitto.OWNED_GLOBAL_OPTIONS | mosquitto.LISTENER_OPTIONS)
+    assert mosquitto.EXTRA_LISTENER_OPTIONS <= mosquitto.LISTENER_OPTIONS
+    assert not mosquitto.EXTRA_LISTENER_OPTIONS & mosquitto.OWNED_LISTENER_OPTIONS
