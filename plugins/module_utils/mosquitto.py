@@ -211,7 +211,7 @@ def _validate_clients(s: dict[str, Any]) -> list[str]:
             errors.append(f"{_path('mosquitto_clients', i)} must be a mapping with at least 'name'.")
             continue
         errors += _client_name_errors(i, c.get("name"), seen)
-        errors += _client_auth_errors(i, c, auths_served)
+        errors += _client_auth_errors(i, c, auths_served, _min_length(s))
         admin = c.get("admin", False)
         if not isinstance(admin, bool):
             errors.append(f"{_path('mosquitto_clients', i, 'admin')} must be true or false.")
@@ -238,7 +238,7 @@ def _client_name_errors(i: int, name: Any, seen: dict[str, int]) -> list[str]:
     return []
 
 
-def _client_auth_errors(i: int, c: dict[str, Any], auths_served: set) -> list[str]:
+def _client_auth_errors(i: int, c: dict[str, Any], auths_served: set, min_length: int) -> list[str]:
     """mosquitto_clients[i].auth is served by a listener, and the password fits the auth type."""
     errors = []
     name, auth, password = c.get("name"), c.get("auth", "password"), c.get("password")
@@ -252,6 +252,12 @@ def _client_auth_errors(i: int, c: dict[str, Any], auths_served: set) -> list[st
             vault_ref = f"{{{{ vault_mosquitto_passwords['{name}'] }}}}"
             errors.append(f"{_path('mosquitto_clients', i, 'password')} is missing or empty for password client "
                           f"{name!r}; set it from the vault (e.g. \"{vault_ref}\").")
+        elif len(password) < min_length:
+            # Never the password itself, nor its length: validation messages reach CI logs.
+            errors.append(f"{_path('mosquitto_clients', i, 'password')} of password client {name!r} is shorter than "
+                          f"mosquitto_password_min_length ({min_length}); the stored hash (PBKDF2-SHA512, "
+                          "mosquitto_password_iterations rounds) is cheap to guess against, so give it a long random "
+                          "password, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))'.")
         elif "\0" in password:
             errors.append(f"{_path('mosquitto_clients', i, 'password')} contains NUL; the broker would "
                           "truncate it there.")
@@ -363,6 +369,7 @@ def _validate_misc(s: dict[str, Any]) -> list[str]:
     errors += _int_between(s, "mosquitto_max_keepalive", 10, 65535)
     errors += _int_between(s, "mosquitto_max_connections", 1, 1_000_000)
     errors += _int_between(s, "mosquitto_password_iterations", 1000, 1_000_000)
+    errors += _int_between(s, "mosquitto_password_min_length", 12, 1024)
     errors += _int_between(s, "mosquitto_autosave_interval", 1, 86400)
     expiration = s.get("mosquitto_persistent_client_expiration")
     if expiration is not None and not EXPIRATION_RE.fullmatch(str(expiration)):
@@ -428,3 +435,8 @@ def check_acl(lines: list[str], users_expected: set[str]) -> None:
 def password_users(clients: list[dict]) -> list[tuple[str, str]]:
     """(username, password) for every password client, in a stable order."""
     return sorted((c["name"], c["password"]) for c in clients if c.get("auth", "password") == "password")
+
+
+def _min_length(s: dict[str, Any]) -> int:
+    value = s.get("mosquitto_password_min_length", 16)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 16

@@ -146,6 +146,9 @@ CASES = [
          "mosquitto_clients.colour", "Supported parameters include"),
     Case("password-client-without-password", edit_clients(lambda c: c[1].pop("password")),
          "mosquitto_clients[1].password", "is missing or empty for password client"),
+    # Review L7: the password hash is cheap to guess against; a short password never reaches it.
+    Case("short-password", edit_clients(lambda c: c[0].update(password="demo-pw-2026")),
+         "mosquitto_clients[0].password", "is shorter than mosquitto_password_min_length (16)"),
     Case("certificate-client-with-password", edit_clients(lambda c: c[2].update(password="s3cret-pw")),
          "mosquitto_clients[2].password", "is set for certificate client"),
     Case("revoked-password-client", edit_clients(lambda c: c[0].update(revoked=True)),

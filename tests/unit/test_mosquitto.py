@@ -3,6 +3,7 @@
 import pytest
 from ansible_collections.rampart.mqtt.plugins.module_utils import describe, mosquitto
 
+PW = "a-long-random-test-pw"
 LISTENERS = [{"name": "password", "port": 8883, "authentication": "password"},
              {"name": "certificate", "port": 8884, "authentication": "certificate"}]
 
@@ -12,9 +13,9 @@ def settings(**over):
         "mosquitto_bind_addresses": ["10.0.0.1"],
         "mosquitto_listeners": LISTENERS,
         "mosquitto_clients": [
-            {"name": "sensor-01", "auth": "password", "password": "pw", "publish": ["sensors/%u/#"]},
+            {"name": "sensor-01", "auth": "password", "password": PW, "publish": ["sensors/%u/#"]},
             {"name": "dev-1", "auth": "certificate", "subscribe": ["commands/%c/#"]},
-            {"name": "admin", "password": "pw", "admin": True, "subscribe": ["#", "$SYS/#"]},
+            {"name": "admin", "password": PW, "admin": True, "subscribe": ["#", "$SYS/#"]},
         ],
         "mosquitto_tls_version": "tlsv1.2",
         "mosquitto_tls_ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305",
@@ -39,7 +40,7 @@ def test_topic_filter_syntax(topic, ok):
 
 @pytest.mark.parametrize("topic", ["#", "+/x", "$SYS/#", "$SYS/broker/uptime", "+/#"])
 def test_broad_filters_need_admin(topic):
-    clients = [{"name": "c", "password": "pw", "subscribe": [topic]}]
+    clients = [{"name": "c", "password": PW, "subscribe": [topic]}]
     problems = mosquitto.validate(settings(mosquitto_clients=clients))
     assert any("mosquitto_clients[0].subscribe contains" in p and "admin: true" in p for p in problems), problems
     clients[0]["admin"] = True
@@ -49,7 +50,7 @@ def test_broad_filters_need_admin(topic):
 @pytest.mark.parametrize("topic", ["commands/#", "devices/+/set", "sensors/+/#"])
 def test_a_non_admin_publishing_through_a_wildcard_needs_broad(topic):
     """Review L2: the first-level rule let a device publish 'commands/#' (every device's commands)."""
-    clients = [{"name": "c", "password": "pw", "publish": [topic]}]
+    clients = [{"name": "c", "password": PW, "publish": [topic]}]
     problems = mosquitto.validate(settings(mosquitto_clients=clients))
     assert any("mosquitto_clients[0].publish[0]" in p and "outside the client's own %u subtree" in p
                for p in problems), problems
@@ -61,12 +62,12 @@ def test_a_non_admin_publishing_through_a_wildcard_needs_broad(topic):
                                              ("publish", "sensors/c/#"),
                                              ("subscribe", "sensors/#"), ("subscribe", "devices/+/status")])
 def test_own_subtree_wildcards_and_read_many_subscriptions_stay_allowed(key, topic):
-    clients = [{"name": "c", "password": "pw", key: [topic]}]
+    clients = [{"name": "c", "password": PW, key: [topic]}]
     assert mosquitto.validate(settings(mosquitto_clients=clients)) == []
 
 
 def test_deny_may_be_broad_for_anyone():
-    clients = [{"name": "c", "password": "pw", "deny": ["$SYS/#"]}]
+    clients = [{"name": "c", "password": PW, "deny": ["$SYS/#"]}]
     assert mosquitto.validate(settings(mosquitto_clients=clients)) == []
 
 
@@ -82,7 +83,7 @@ def test_percent_c_needs_username_as_clientid():
 
 def test_percent_c_in_a_pattern_needs_username_as_clientid_too():
     """Review L1: with free client ids, a %c pattern gives any client the topics of the id it chooses."""
-    clients = [{"name": "sensor-01", "password": "pw", "publish": ["sensors/%u/#"]}]
+    clients = [{"name": "sensor-01", "password": PW, "publish": ["sensors/%u/#"]}]
     patterns = [{"access": "readwrite", "topic": "devices/%c/#"}]
     problems = mosquitto.validate(settings(mosquitto_clients=clients, mosquitto_acl_patterns=patterns,
                                            mosquitto_use_username_as_clientid=False))
@@ -137,7 +138,7 @@ def test_description_schema():
 # Security review M1: a name ending in a line break passed `re.match("^...$")` ($ matches before a final \n)
 # and injected lines into the ACL file; every validator now matches the whole string.
 INJECTION = [
-    {"name": "dashboard", "auth": "password", "password": "pw", "subscribe": ["sensors/#"]},
+    {"name": "dashboard", "auth": "password", "password": PW, "subscribe": ["sensors/#"]},
     {"name": "dashboard\n", "auth": "certificate",
      "publish": ["%utopic readwrite $SYS/#", "%utopic read commands/#", "%uuser ops-admin"]},
 ]
@@ -205,3 +206,15 @@ def test_the_allowed_tuning_options_pass():
     assert not mosquitto.EXTRA_GLOBAL_OPTIONS & (mosquitto.OWNED_GLOBAL_OPTIONS | mosquitto.LISTENER_OPTIONS)
     assert mosquitto.EXTRA_LISTENER_OPTIONS <= mosquitto.LISTENER_OPTIONS
     assert not mosquitto.EXTRA_LISTENER_OPTIONS & mosquitto.OWNED_LISTENER_OPTIONS
+
+
+# Review L7: the hash is cheap to guess against, so only long passwords pass.
+def test_a_short_password_is_refused_without_echoing_it():
+    clients = [{"name": "sensor-01", "password": "Sh0rt-secret-1", "publish": ["sensors/%u/#"]}]
+    errors = mosquitto.validate(settings(mosquitto_clients=clients))
+    assert len(errors) == 1 and errors[0].startswith("mosquitto_clients[0].password of password client 'sensor-01' "
+                                                     "is shorter than mosquitto_password_min_length (16)"), errors
+    assert "Sh0rt-secret-1" not in errors[0] and "14" not in errors[0]
+    assert mosquitto.validate(settings(mosquitto_clients=clients, mosquitto_password_min_length=12)) == []
+    assert mosquitto.validate(settings(mosquitto_password_min_length=8)) == [
+        "mosquitto_password_min_length is 8; use an integer from 12 to 1024."]
