@@ -57,6 +57,19 @@ def with_collector(group: str = "collectors", **variables: object) -> Mutation:
     return apply
 
 
+def outside_the_perimeter(apply_too: dict | None = None) -> Mutation:
+    """Take broker1 out of the perimeter group (and optionally add variables for all)."""
+
+    def apply(inv) -> None:
+        hosts = inv.load("hosts.yml")
+        hosts["all"]["children"]["perimeter"] = {"hosts": {}}
+        inv.dump("hosts.yml", hosts)
+        if apply_too:
+            inv.dump("group_vars/all/zz_case.yml", apply_too)
+
+    return apply
+
+
 def with_perimeter(where: str = "group_vars/perimeter", **variables: object) -> Mutation:
     """Make sure the copy has the perimeter (broker1 in perimeter + wireguard, a VPN peer vpn1), then override.
 
@@ -146,6 +159,9 @@ CASES = [
          "mosquitto_clients.colour", "Supported parameters include"),
     Case("password-client-without-password", edit_clients(lambda c: c[1].pop("password")),
          "mosquitto_clients[1].password", "is missing or empty for password client"),
+    # Review M9: a broker without a firewall and a segment is a choice the inventory must state.
+    Case("broker-outside-the-perimeter", outside_the_perimeter(),
+         "rampart_perimeter", "broker1 is in brokers but not in perimeter"),
     # Review L7: the password hash is cheap to guess against; a short password never reaches it.
     Case("short-password", edit_clients(lambda c: c[0].update(password="demo-pw-2026")),
          "mosquitto_clients[0].password", "is shorter than mosquitto_password_min_length (16)"),
