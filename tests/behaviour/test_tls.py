@@ -81,6 +81,20 @@ def test_tls13_suites_are_aead(broker, cert_client):
         assert any(m in handshake(broker, port, minimum=ssl.TLSVersion.TLSv1_3, **creds)[1] for m in AEAD_MARKERS)
 
 
+def test_every_listener_presents_an_ecdsa_p256_certificate(broker, cert_client):
+    """The pki role's default key type (ec-p256, which the lab and Molecule keep): what the broker really
+    presents in the handshake, not what a file says."""
+    for port, creds in endpoints(broker, cert_client):
+        ctx = mqttprobe.tls_context(LAB["ca_file"], **creds)
+        with (socket.create_connection((broker["address"], port), timeout=5) as raw,
+              ctx.wrap_socket(raw, server_hostname=broker["tls_server_name"]) as tls):
+            presented = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+        key = presented.public_key()
+        assert isinstance(key, ec.EllipticCurvePublicKey), f"port {port}: {type(key).__name__}"
+        assert key.curve.name == "secp256r1", f"port {port}: {key.curve.name}"
+        assert isinstance(presented.signature_hash_algorithm, hashes.SHA256), port
+
+
 def foreign_ca(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Rampart CA")])  # same name, other key
