@@ -191,8 +191,12 @@ class Session:
 
 def session(address: str, port: int, ctx: NamedContext | None, server_name: str, username: str | None = None,
             password: str | None = None, protocol: int = MQTT5, client_id: str | None = None,
-            timeout: float = 10.0) -> Session:
-    """Connect with paho-mqtt; raises ConnectionError when the broker does not accept."""
+            timeout: float = 10.0, session_expiry: int = 0) -> Session:
+    """Connect with paho-mqtt; raises ConnectionError when the broker does not accept.
+
+    ``session_expiry`` > 0 (MQTT 5): resume the client id's session if the broker kept one, and ask the broker to
+    keep it that many seconds after the disconnect (its subscriptions and the QoS 1/2 messages queued for it).
+    """
     proto = paho.MQTTv5 if protocol == MQTT5 else paho.MQTTv311
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"s-{uuid.uuid4().hex[:8]}",
                          protocol=proto)
@@ -225,9 +229,9 @@ def session(address: str, port: int, ctx: NamedContext | None, server_name: str,
     props = None
     if protocol == MQTT5:
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 0
-    client.connect_async(address, port, keepalive=30, clean_start=True if protocol == MQTT5 else 3,
-                         properties=props)
+        props.SessionExpiryInterval = session_expiry
+    clean_start = session_expiry == 0 if protocol == MQTT5 else 3
+    client.connect_async(address, port, keepalive=30, clean_start=clean_start, properties=props)
     client.loop_start()
     if not s.connected.wait(timeout) or getattr(s.connect_code, "is_failure", True):
         client.loop_stop()
