@@ -209,8 +209,6 @@ def sources_list(platform: Platform, mirror: str) -> str:
 
 
 def build_image(platform: Platform, mirror: str, digest: str) -> None:
-    if shutil.which("debootstrap") is None:
-        apt_install("debootstrap")
     started = time.monotonic()
     log(f"building {platform.image} from debootstrap {platform.suite} ({mirror})")
     with tempfile.TemporaryDirectory(prefix=f"rampart-{platform.name}-") as tmp:
@@ -246,6 +244,9 @@ def ensure_images(names: list[str] | None = None) -> dict[str, str]:
         if image_recipe(platform.image) != digest:
             todo.append((platform, digest))
     if todo:
+        # Once, before the builds: two apt-get runs side by side fight over apt's lock, and one fails.
+        if shutil.which("debootstrap") is None:
+            apt_install("debootstrap")
         # debootstrap is network- and disk-bound: build the platforms side by side.
         from concurrent.futures import ThreadPoolExecutor
 

@@ -79,15 +79,33 @@ def render_diff(diffs: list, secrets: list[str]) -> str:
     return redact("\n".join(out), secrets)
 
 
-def resource(task: results.TaskResult) -> str | None:
-    for d in task.diff:
-        for key in ("after_header", "before_header"):
-            if isinstance(d.get(key), str) and d[key].startswith("/"):
-                return d[key]
-        path = (d.get("after") or {}).get("path") if isinstance(d.get("after"), dict) else None
+def resource(diffs: list) -> str | None:
+    """The file or resource the first of these diff objects that names one is about."""
+    for d in diffs:
+        path = _path(d)
         if path:
             return path
     return None
+
+
+def _path(diff: dict) -> str | None:
+    for key in ("after_header", "before_header"):
+        if isinstance(diff.get(key), str) and diff[key].startswith("/"):
+            return diff[key]
+    return (diff.get("after") or {}).get("path") if isinstance(diff.get("after"), dict) else None
+
+
+def by_resource(diffs: list) -> list[list]:
+    """A task's diff objects, one group per file it would change (rampart.mqtt.file_set installs several in one
+    task: each drifted file is then a finding of its own); diff objects that name no file go with the first."""
+    groups: dict[str | None, list] = {}
+    for d in diffs:
+        groups.setdefault(_path(d), []).append(d)
+    named = [g for path, g in groups.items() if path is not None]
+    if len(named) < 2:
+        return [diffs]
+    named[0] = groups.get(None, []) + named[0]
+    return named
 
 
 def location(task: results.TaskResult, ctx: Context) -> Location | None:
@@ -106,11 +124,14 @@ def task_findings(ctx: Context, run: results.PlaybookResult, collected: Collecte
         drifted.add(task.host)
         if task.censored:
             message, detail = f"{task.name} would change (no_log: not shown)", {"censored": True}
-        else:
-            detail = {"diff": render_diff(task.diff, secrets), "resource": resource(task)}
+            detail.update(role=task.role, task=task.task, play=task.play)
+            findings.append(Finding("DRIFT-TASK", task.host, "fail", message, detail, location(task, ctx)))
+            continue
+        for diffs in by_resource(task.diff):
+            detail = {"diff": render_diff(diffs, secrets), "resource": resource(diffs),
+                      "role": task.role, "task": task.task, "play": task.play}
             message = f"{task.name} would change" + (f" {detail['resource']}" if detail["resource"] else "")
-        detail.update(role=task.role, task=task.task, play=task.play)
-        findings.append(Finding("DRIFT-TASK", task.host, "fail", message, detail, location(task, ctx)))
+            findings.append(Finding("DRIFT-TASK", task.host, "fail", message, detail, location(task, ctx)))
     for host in sorted(set(run.stats) - drifted):
         findings.append(Finding("DRIFT-TASK", host, "pass", "site.yml --check --diff changes nothing"))
     return findings

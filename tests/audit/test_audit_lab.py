@@ -129,22 +129,24 @@ B, LOGS = BROKER["name"], "logs1"
 # every break of a file, a service, the CRL or a firewall rule (the revocation first: its converge would
 # heal the others); the deleted table would take the inserted rule with it, so it has a round of its own.
 # Within a round each break is still caught exactly: its own checks, and a DRIFT-TASK finding that names its
-# task or file; no DRIFT-TASK finding is left that no break explains.
+# task or file (the broker's files are installed by one task: its finding for each drifted file ends with that
+# file's path); no DRIFT-TASK finding is left that no break explains.
 ROUNDS = [
     Round("files-services-crl", (
         # Revoking also takes the client out of the ACL file.
-        Break("revoked-not-converged", revoke_victim, {("CRL-REVOKED-REFUSED", B)}, (B, r"CRL|ACL file")),
+        Break("revoked-not-converged", revoke_victim, {("CRL-REVOKED-REFUSED", B)},
+              (B, r"re-sign the CRLs|certs/crl\.pem$|/etc/mosquitto/acl$")),
         Break("anonymous-listener", on_broker(
             "printf 'listener 1883\\nallow_anonymous true\\n' >> /etc/mosquitto/mosquitto.conf"
-            " && systemctl restart mosquitto"), {("DRIFT-LISTENER", B)}, (B, r"mosquitto\.conf|Restart mosquitto")),
+            " && systemctl restart mosquitto"), {("DRIFT-LISTENER", B)}, (B, r"mosquitto\.conf$|Restart mosquitto")),
         Break("world-readable-key", on_broker("chmod 0644 /etc/mosquitto/certs/server.key"),
-              {("HOST-KEY-MODES", B)}, (B, r"server private key")),
+              {("HOST-KEY-MODES", B)}, (B, r"certs/server\.key$")),
         Break("password-line", on_broker("echo 'intruder:$7$101$c2FsdHNhbHQ=$aGFzaA==' >> /etc/mosquitto/passwd"),
-              set(), (B, r"password file")),
+              set(), (B, r"/etc/mosquitto/passwd$")),
         # The socket too: syslog.socket would start rsyslog again at the next local log line.
         Break("collector-stopped", on_collector("systemctl stop syslog.socket rsyslog.service"),
               {("LOG-RECEIVING", LOGS)}, (LOGS, r"rsyslog")),
-        Break("crl-left-to-expire", crl_left_to_expire, {("CRL-FRESH", B)}, (B, r"CRL")),
+        Break("crl-left-to-expire", crl_left_to_expire, {("CRL-FRESH", B)}, (B, r"re-sign the CRLs|certs/crl\.pem$")),
         # A hole for Mosquitto's customary WebSockets port (nothing listens: the rule alone is the finding).
         Break("accept-9001", on_broker("nft insert rule inet rampart input tcp dport 9001 accept"),
               {("FW-DEFAULT-POLICY", B)}, (B, r"nftables")),
