@@ -43,7 +43,7 @@ options:
         type: str
         required: true
       dest:
-        description: Absolute path of the file on the host; its directory must exist.
+        description: Absolute path of the file on the host; its directory must exist or be one of O(directories).
         type: path
         required: true
         aliases: [path]
@@ -65,11 +65,33 @@ options:
       validate:
         description: Command run on the new content before it is installed; C(%s) is the temporary file's path.
         type: str
+  directories:
+    description:
+      - Directories created (or given their owner, group and mode) before any file is installed, in this order, as
+        M(ansible.builtin.file) with C(state=directory) would; a parent must exist or come earlier in the list.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: Absolute path of the directory.
+        type: path
+        required: true
+      owner:
+        description: User name that owns the directory; default O(owner).
+        type: str
+      group:
+        description: Group of the directory; default O(group).
+        type: str
+      mode:
+        description: Octal mode of the directory, for example C("0755").
+        type: str
+        required: true
   owner:
-    description: Owner of every file that names none.
+    description: Owner of every file and directory that names none.
     type: str
   group:
-    description: Group of every file that names none.
+    description: Group of every file and directory that names none.
     type: str
   mode:
     description: Mode of every file that names none.
@@ -94,6 +116,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+directories:
+  description: For each of O(directories), by path, whether it was created or its owner, group or mode fixed.
+  returned: always
+  type: dict
+  sample: {/etc/systemd/system/wg-quick@wg0.service.d: {changed: true, created: true}}
 files:
   description: For each file's O(files[].name), whether it changed (or would, in check mode) and how.
   returned: always
@@ -111,6 +138,13 @@ FILE_OPTIONS = dict(
     group=dict(type="str"),
     mode=dict(type="str"),
     validate=dict(type="str"),
+)
+
+DIRECTORY_OPTIONS = dict(
+    path=dict(type="path", required=True),
+    owner=dict(type="str"),
+    group=dict(type="str"),
+    mode=dict(type="str", required=True),
 )
 
 
@@ -170,25 +204,59 @@ def install(module, spec, data, uid, gid, mode):
             os.unlink(tmp)
 
 
-def checked(module, spec, names):
-    """The file's spec with the task's defaults filled in, or the run fails naming the file and the fix."""
-    name, dest = spec["name"], spec["dest"]
+def ownership(module, spec, what):
+    """Fill in the task's owner and group defaults; fail naming the path when one is missing or unknown."""
     for key in ("owner", "group", "mode"):
         spec[key] = spec[key] if spec[key] is not None else module.params[key]
         if spec[key] is None:
-            module.fail_json(msg=f"file_set: {dest} ({name}) has no {key}, and the task gives no default")
+            module.fail_json(msg=f"file_set: {what} has no {key}, and the task gives no default")
+    if not re.match(r"^0?[0-7]{3}$", spec["mode"]):
+        module.fail_json(msg=f"file_set: mode {spec['mode']!r} of {what} must be octal, like \"0640\"")
+    try:
+        return pwd.getpwnam(spec["owner"]).pw_uid, grp.getgrnam(spec["group"]).gr_gid, int(spec["mode"], 8)
+    except KeyError as exc:
+        module.fail_json(msg=f"file_set: {what}: no such user or group on the host ({exc})")
+
+
+def directory(module, spec, planned):
+    """Create one directory or fix its owner, group and mode; (result, diff object or None)."""
+    path = spec["path"]
+    uid, gid, mode = ownership(module, spec, path)
+    parent = os.path.dirname(path.rstrip("/"))
+    if not os.path.isabs(path) or not (os.path.isdir(parent) or parent in planned):
+        module.fail_json(msg=f"file_set: directory {path} must be an absolute path whose parent exists or is "
+                             "listed before it")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        module.fail_json(msg=f"file_set: {path} exists and is not a directory")
+    want = {"owner": spec["owner"], "group": spec["group"], "mode": f"{mode:04o}"}
+    had = attributes(st)
+    result = {"path": path, "changed": st is None or had != want, "created": st is None}
+    if not result["changed"]:
+        return result, None
+    if not module.check_mode:
+        if st is None:
+            os.mkdir(path, mode)
+        os.chown(path, uid, gid)
+        os.chmod(path, mode)
+    before = {"path": path, "state": "absent"} if st is None else dict(path=path, **had)
+    return result, {"before": before, "after": dict(path=path, state="directory", **want)}
+
+
+def checked(module, spec, names, planned=()):
+    """The file's spec with the task's defaults filled in, or the run fails naming the file and the fix."""
+    name, dest = spec["name"], spec["dest"]
+    ownership(module, spec, f"{dest} ({name})")
     if name in names:
         module.fail_json(msg=f"file_set: the name {name!r} is given twice")
-    if not os.path.isabs(dest) or not os.path.isdir(os.path.dirname(dest)):
-        module.fail_json(msg=f"file_set: {dest} ({name}) must be an absolute path in an existing directory")
-    if not re.match(r"^0?[0-7]{3}$", spec["mode"]):
-        module.fail_json(msg=f"file_set: mode {spec['mode']!r} of {dest} must be octal, like \"0640\"")
+    if not os.path.isabs(dest) or not (os.path.isdir(os.path.dirname(dest)) or os.path.dirname(dest) in planned):
+        module.fail_json(msg=f"file_set: {dest} ({name}) must be an absolute path in an existing directory "
+                             "or one of directories")
     if spec["validate"] and "%s" not in shlex.split(spec["validate"]):
         module.fail_json(msg=f"file_set: the validate command of {dest} must name the file as %s")
-    try:
-        pwd.getpwnam(spec["owner"]), grp.getgrnam(spec["group"])
-    except KeyError as exc:
-        module.fail_json(msg=f"file_set: {dest}: no such user or group on the host ({exc})")
     return spec
 
 
@@ -196,7 +264,7 @@ def apply(module, spec):
     """Install one file unless it already matches; (result, diff object or None)."""
     dest, secret = spec["dest"], spec["content"] is None
     data = (spec["secret_content"] if secret else spec["content"]).encode("utf-8")
-    uid, gid, mode = pwd.getpwnam(spec["owner"]).pw_uid, grp.getgrnam(spec["group"]).gr_gid, int(spec["mode"], 8)
+    uid, gid, mode = ownership(module, spec, dest)
     st, old = read(dest)
     want, had = {"owner": spec["owner"], "group": spec["group"], "mode": f"{mode:04o}"}, attributes(st)
     content_changed = old != data
@@ -225,17 +293,22 @@ def main():
         argument_spec=dict(files=dict(type="list", elements="dict", required=True, options=FILE_OPTIONS,
                                       mutually_exclusive=[("content", "secret_content")],
                                       required_one_of=[("content", "secret_content")]),
+                           directories=dict(type="list", elements="dict", default=[], options=DIRECTORY_OPTIONS),
                            owner=dict(type="str"), group=dict(type="str"), mode=dict(type="str")),
         supports_check_mode=True,
     )
-    results, diffs = {}, []
+    made, results, diffs = {}, {}, []
+    for spec in module.params["directories"]:
+        made[spec["path"].rstrip("/")], diff = directory(module, spec, made)
+        if diff is not None:
+            diffs.append(diff)
     for spec in module.params["files"]:
-        spec = checked(module, spec, results)
+        spec = checked(module, spec, results, made)
         results[spec["name"]], diff = apply(module, spec)
         if diff is not None:
             diffs.append(diff)
-    changed = any(r["changed"] for r in results.values())
-    module.exit_json(changed=changed, files=results, **({"diff": diffs} if module._diff else {}))
+    changed = any(r["changed"] for r in [*made.values(), *results.values()])
+    module.exit_json(changed=changed, directories=made, files=results, **({"diff": diffs} if module._diff else {}))
 
 
 if __name__ == "__main__":

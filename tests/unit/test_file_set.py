@@ -128,3 +128,37 @@ def test_bad_arguments_fail_and_name_the_file(tmp_path, spec, message):
     res = run(tmp_path, [{**entry("a", tmp_path / "a", "x"), **spec}])
     assert res.get("failed") is True and message in res["msg"]
     assert not (tmp_path / "a").exists()
+
+
+def test_directories_are_made_before_the_files_in_them_then_left_alone(tmp_path):
+    top, sub = tmp_path / "d", tmp_path / "d" / "sub"
+    dirs = [{"path": str(top), "mode": "0750"}, {"path": str(sub), "mode": "0700"}]
+    files = [entry("f", sub / "f.conf", "x\n")]
+    check = run(tmp_path, files, check=True, directories=dirs, owner=USER, group=GROUP)
+    assert check["changed"] is True and not top.exists(), "check mode made a directory"
+    assert check["directories"][str(sub)] == {"path": str(sub), "changed": True, "created": True}
+    first = run(tmp_path, files, directories=dirs, owner=USER, group=GROUP)
+    assert (mode(top), mode(sub), (sub / "f.conf").read_text()) == ("0750", "0700", "x\n")
+    assert first["diff"][0] == {"before": {"path": str(top), "state": "absent"},
+                                "after": {"path": str(top), "state": "directory", "owner": USER, "group": GROUP,
+                                          "mode": "0750"}}
+    sub.chmod(0o755)
+    fixed = run(tmp_path, files, directories=dirs, owner=USER, group=GROUP)
+    assert fixed["directories"][str(sub)] == {"path": str(sub), "changed": True, "created": False}
+    assert fixed["files"]["f"]["changed"] is False and mode(sub) == "0700"
+    again = run(tmp_path, files, directories=dirs, owner=USER, group=GROUP)
+    assert again["changed"] is False and again["diff"] == []
+
+
+@pytest.mark.parametrize(("dirs", "message"), [
+    ([{"path": "{tmp}/a/b", "mode": "0755"}], "parent exists or is listed before it"),
+    ([{"path": "relative", "mode": "0755"}], "must be an absolute path"),
+    ([{"path": "{tmp}/file", "mode": "0755"}], "exists and is not a directory"),
+    ([{"path": "{tmp}/d", "mode": "rwx"}], "must be octal"),
+])
+def test_bad_directories_fail_and_name_the_path(tmp_path, dirs, message):
+    (tmp_path / "file").write_text("")
+    dirs = [{**d, "path": d["path"].format(tmp=tmp_path)} for d in dirs]
+    res = run(tmp_path, [], directories=dirs, owner=USER, group=GROUP)
+    assert res.get("failed") is True and message in res["msg"], res
+    assert not (tmp_path / "d").exists() and not (tmp_path / "a").exists()
