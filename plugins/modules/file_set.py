@@ -178,7 +178,9 @@ def install(module, spec, data, uid, gid, mode):
     """Write data next to dest, give it its owner and mode, validate it, rename it over dest."""
     dest = spec["dest"]
     directory = os.path.dirname(dest)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dest) + ".", dir=directory)
+    # Hidden, and ending in the destination's own name: checkers that go by the file name (fail2ban-regex loads
+    # filter.d/<name>.conf) read the candidate as they will read the file.
+    fd, tmp = tempfile.mkstemp(prefix=".", suffix="." + os.path.basename(dest), dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
