@@ -15,11 +15,11 @@ short_description: Make this host's WireGuard private key and owned preshared ke
 description:
   - Makes the key's directory and O(psk_dir) directories owned by root with mode C(0700) (created when missing,
     their owner and mode fixed otherwise), generates the private key with
-    C(wg genkey) and each preshared key of O(psks) with C(wg genpsk) when it does not exist yet (under umask 077,
-    so a key is C(0600) from its first byte), and returns the public key (C(wg pubkey)) and the preshared keys.
+    C(wg genkey) and each preshared key of O(psks) with C(wg genpsk) when it does not exist yet (created
+    C(0600), so a key is never readable by others), and returns the public key (C(wg pubkey)) and the preshared keys.
   - An existing key is never replaced or rewritten. The private key never leaves the host; the preshared keys
-    are returned because the peer on the other side of each pair needs them, so run this module with
-    C(no_log: true).
+    are returned because the peer on the other side of each pair needs them, so give the task
+    C(no_log=true).
   - One module run instead of one task per directory, key and read (the reason this module exists).
   - Check mode generates nothing and reports what it would generate; it returns what already exists.
 version_added: "0.2.0"
