@@ -45,8 +45,9 @@ def test_rotation_keeps_the_old_file_and_writing_goes_on(lab, collector, files):
     assert _stat(files.container, files.path(host)) == (collector["owner"], collector["group"], collector["file_mode"])
 
 
-def test_retention_is_the_configured_number_of_days(collector, files):
-    """logrotate's own reading of the rules: daily, N rotations, older files removed."""
+def test_logrotate_dry_run_reads_the_configured_retention(collector, files):
+    """logrotate's own reading of the rules (logrotate -d, a dry run): daily, N rotations, older files removed.
+    Nothing is rotated or deleted here; test_rotation_keeps_the_old_file_and_writing_goes_on forces one rotation."""
     out = sh(files.container, "logrotate -d /etc/logrotate.d/rampart-collector 2>&1")
     days = collector["retention_days"]
     assert re.search(rf"after 1 days .*\({days} rotations\)", out), out

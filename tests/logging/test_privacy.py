@@ -23,7 +23,8 @@ def _found(container: str, needle: str) -> list[str]:
     return places + hits + gz
 
 
-def test_mosquitto_never_logs_debug_or_all(lab):
+def test_mosquitto_config_has_no_debug_or_all_log_type(lab):
+    """The log_type lines of each broker's mosquitto.conf (a reading of the file, not of what Mosquitto logs)."""
     for broker in lab["brokers"]:
         conf = sh(broker["container"], "cat /etc/mosquitto/mosquitto.conf")
         types = re.findall(r"^log_type\s+(\S+)", conf, re.M)
