@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import ssl
 import time
@@ -161,3 +162,32 @@ def test_collector_refuses_a_certificate_from_another_ca(lab, collector, files, 
                           server_name, [f"<13>{time.strftime('%b %e %H:%M:%S')} {probe_host} probe: {theirs}"])
     time.sleep(3)
     assert files.count(probe_host, theirs) == 0
+
+
+def test_collector_refuses_a_sender_of_our_ca_whose_name_it_does_not_permit(lab, collector, files, pki_dir, tmp_path):
+    """Signed by Rampart's own CA but named outside the collector's permitted senders (log-<host> of each sender):
+    refused, and nothing it sent is filed. Positive control: a permitted sender's certificate from the same
+    CA is admitted over the same connection path. (The CA is copied, so the deployment's CA records no new
+    certificate.)"""
+    permitted, stranger = logship.client_name(lab["brokers"][0]["name"]), "log-not-a-sender"
+    copy = tmp_path / "pki"
+    shutil.copytree(pki_dir, copy)
+    pki.issue(copy, [{"name": stranger, "profile": "client"}])
+    port, server_name = collector["port"], collector["tls_server_name"]
+    ours, stray = marker("permitted-name"), marker("not-permitted-name")
+    probe_host = "rampart-relp-probe"
+
+    def send(name: str, text: str) -> list[str]:
+        line = f"<13>{time.strftime('%b %e %H:%M:%S')} {probe_host} probe: {text}"
+        return logprobe.relp_send(collector["address"], port, _relp_context(copy, copy / "clients" / name),
+                                  server_name, [line])
+
+    assert send(permitted, ours) == ["200 OK", "200 OK"]
+    wait_for(lambda: files.count(probe_host, ours) == 1, timeout=10, what="the positive control's line")
+    try:
+        replies = send(stranger, stray)
+    except (ssl.SSLError, ConnectionError, OSError) as refused:
+        replies = [f"refused: {refused!r}"]
+    assert replies != ["200 OK", "200 OK"], "the collector admitted a sender whose name it does not permit"
+    time.sleep(3)
+    assert files.count(probe_host, stray) == 0, "a line from a sender whose name is not permitted was filed"

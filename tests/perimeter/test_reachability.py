@@ -95,3 +95,22 @@ def test_tunnel_down_means_no_broker(desc):
         wait_until(lambda k=key: latest_handshakes(vpn).get(k, 0) > time.time() - 60, timeout=60,
                    what=f"a new handshake with {broker['name']}")
         assert mqtt_roundtrip(vpn, broker, broker["vpn_address"]) == {"connack": 0, "roundtrip": True}
+
+
+def _preshared_keys(container: str) -> dict[str, str]:
+    """Peer public key -> the pre-shared key `wg` has in force for it ("(none)" when there is none)."""
+    res = docker_exec(container, "wg", "show", "wg0", "preshared-keys")
+    assert res.returncode == 0, res.stderr
+    return dict(line.split()[:2] for line in res.stdout.splitlines() if line.strip())
+
+
+def test_a_preshared_key_is_in_force_on_both_ends_of_the_tunnel(broker, desc):
+    """The tunnel between a hub and the managed VPN client uses a pre-shared key: the interface itself (not the
+    config file) has one for the peer on each side, and it is the same key on both ends, so the handshake (and a
+    round trip) shows it is the one in use."""
+    hub, vpn = broker["container"], VPN_CLIENT["container"]
+    vpn_key = docker_exec(vpn, "wg", "show", "wg0", "public-key").stdout.strip()
+    on_hub, on_vpn = _preshared_keys(hub), _preshared_keys(vpn)
+    assert on_hub.get(vpn_key, "(none)") != "(none)", f"the hub has no pre-shared key for the VPN client: {on_hub}"
+    assert on_vpn.get(_hub_key(broker)) == on_hub[vpn_key], "the two ends hold different pre-shared keys"
+    assert mqtt_roundtrip(vpn, broker, broker["vpn_address"])["roundtrip"], "no round trip through the tunnel"
