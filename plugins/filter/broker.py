@@ -9,8 +9,14 @@ from ansible_collections.rampart.mqtt.plugins.module_utils import mosquitto, pas
 
 
 def mosquitto_problems(settings: dict) -> list[str]:
-    """Every problem in the role's variables (empty when valid)."""
-    return mosquitto.validate(dict(settings))
+    """Every problem in the role's variables and what the wiring gives it (empty when valid)."""
+    settings = dict(settings)
+    return mosquitto.validate(settings) + mosquitto.wiring_problems(settings)
+
+
+def mqtt_client_problems(names: list, clients: list) -> list[str]:
+    """A client host's names that are no client of the inventory (empty when all are)."""
+    return mosquitto.client_host_problems(list(names), [dict(c) for c in clients])
 
 
 def mosquitto_password_file(clients: list, existing_b64: str = "", iterations: int = 10000) -> str:
@@ -31,6 +37,7 @@ class FilterModule:
     def filters(self):
         return {
             "mosquitto_problems": mosquitto_problems,
+            "mqtt_client_problems": mqtt_client_problems,
             "mosquitto_password_file": mosquitto_password_file,
             "mosquitto_acl_lines": mosquitto_acl_lines,
         }

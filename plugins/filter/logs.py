@@ -1,8 +1,8 @@
-"""Filters for the log pipeline's wiring; logic in module_utils.logship."""
+"""Filters for the log pipeline (collector, senders, fail2ban); logic in module_utils.logship and .fail2ban."""
 
 from __future__ import annotations
 
-from ansible_collections.rampart.mqtt.plugins.module_utils import logship
+from ansible_collections.rampart.mqtt.plugins.module_utils import fail2ban, logship
 
 
 def log_targets(collectors, hostvars):
@@ -17,6 +17,20 @@ def log_client_names(hosts):
     return [logship.client_name(str(h)) for h in hosts]
 
 
+def log_collector_problems(settings: dict) -> list[str]:
+    return logship.collector_problems(dict(settings))
+
+
+def log_shipping_problems(settings: dict) -> list[str]:
+    return logship.shipping_problems(dict(settings))
+
+
+def fail2ban_problems(settings: dict) -> list[str]:
+    return fail2ban.problems(dict(settings))
+
+
 class FilterModule:
     def filters(self):
-        return {"log_targets": log_targets, "log_client_name": log_client_name, "log_client_names": log_client_names}
+        return {"log_targets": log_targets, "log_client_name": log_client_name, "log_client_names": log_client_names,
+                "log_collector_problems": log_collector_problems, "log_shipping_problems": log_shipping_problems,
+                "fail2ban_problems": fail2ban_problems}

@@ -1,16 +1,20 @@
-"""Filters for the pki role's validation; logic in module_utils.pki.custody."""
+"""Filters for the pki role's validation; logic in module_utils.pki.settings."""
 
 from __future__ import annotations
 
-from ansible_collections.rampart.mqtt.plugins.module_utils.pki import custody
+from ansible_collections.rampart.mqtt.plugins.module_utils.pki import settings
 
 
-def pki_custody_problems(settings: dict) -> list[str]:
-    """Where and how the CA key may be kept (pki_dir, pki_ca_key_passphrase, pki_disposable)."""
-    return custody.custody_problems(str(settings.get("pki_dir", "")), str(settings.get("pki_ca_key_passphrase") or ""),
-                                    bool(settings.get("pki_disposable")))
+def pki_problems(values: dict) -> list[str]:
+    """The run's CA settings and certificate lists: custody, lifetimes, names (empty when valid)."""
+    return settings.problems(dict(values))
+
+
+def pki_server_problems(values: dict, host: str) -> list[str]:
+    """This host's own server certificate settings (empty when valid or when it has none)."""
+    return settings.server_problems(str(host), dict(values))
 
 
 class FilterModule:
     def filters(self):
-        return {"pki_custody_problems": pki_custody_problems}
+        return {"pki_problems": pki_problems, "pki_server_problems": pki_server_problems}

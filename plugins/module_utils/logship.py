@@ -11,6 +11,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ansible_collections.rampart.mqtt.plugins.module_utils.addresses import is_ip_address, is_unspecified_address
+from ansible_collections.rampart.mqtt.plugins.module_utils.values import as_int, json_text
+
 # Must equal log_collector_port in roles/log_collector/defaults/main.yml (a unit test checks it).
 DEFAULT_PORT = 2514
 # The prefix of every sender's client certificate name: "log-<inventory_hostname>".
@@ -49,3 +52,92 @@ def size_bytes(value: str) -> int:
     if not isinstance(value, str) or not _SIZE_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a size like 512m, 64k or 2g")
     return int(value[:-1]) * {"k": 1024, "m": 1024**2, "g": 1024**3}[value[-1]]
+
+
+def is_size(value: Any) -> bool:
+    """True for rsyslog's size notation (see :func:`size_bytes`)."""
+    try:
+        size_bytes(value)
+    except ValueError:
+        return False
+    return True
+
+
+_PEER_RE = re.compile(r"[A-Za-z0-9*][A-Za-z0-9_.*-]*")
+_MODE_RE = re.compile(r"0[0-7][0-7]0")
+_PATH_RE = re.compile(r"/[!-~]+")
+
+
+def collector_problems(s: Mapping[str, Any]) -> list[str]:
+    """Cross-field checks of the log_collector role's variables the argument spec cannot express, each naming the
+    variable (empty when valid). ``s`` maps the role's variable names to their values."""
+    # Imported here: pki imports cryptography, which the senders' checks never need.
+    from ansible_collections.rampart.mqtt.plugins.module_utils.pki import is_valid_dns_name
+
+    problems = []
+    address = s.get("log_collector_bind_address")
+    if not is_ip_address(address) or is_unspecified_address(address):
+        problems.append(f"log_collector_bind_address '{address}' must be one literal IP address of the collector "
+                        "(not a name, not an address meaning every address such as 0.0.0.0, :: or ::ffff:0.0.0.0).")
+    port = s.get("log_collector_port")
+    if not 1 <= as_int(port) <= 65535:
+        problems.append(f"log_collector_port ({port}) must be a port between 1 and 65535.")
+    peers = list(s.get("log_collector_permitted_peers") or [])
+    if not peers or any(not _PEER_RE.fullmatch(str(p)) for p in peers):
+        problems.append(f"log_collector_permitted_peers ({peers}) must list at least one client certificate name, "
+                        "each of letters, digits, '.', '-', '_' or a '*' wildcard.")
+    file_mode, dir_mode, log_dir = (s.get(k) for k in ("log_collector_file_mode", "log_collector_dir_mode",
+                                                       "log_collector_dir"))
+    if not (_MODE_RE.fullmatch(str(file_mode)) and _MODE_RE.fullmatch(str(dir_mode))
+            and _PATH_RE.fullmatch(str(log_dir))):
+        problems.append(f"log_collector_file_mode ({file_mode}) and log_collector_dir_mode ({dir_mode}) must be octal "
+                        'strings like "0640" that give others nothing, and log_collector_dir '
+                        f"({log_dir}) an absolute path of printable ASCII without spaces or line breaks.")
+    retention = s.get("log_collector_retention_days")
+    if not 1 <= as_int(retention) <= 3650:
+        problems.append(f"log_collector_retention_days ({retention}) must be between 1 and 3650.")
+    name = s.get("log_collector_tls_server_name")
+    if not is_valid_dns_name(name):
+        problems.append(f"log_collector_tls_server_name {json_text(name)} must be a DNS name (not an IP address): it "
+                        "goes into the collector's certificate, and every sender verifies it.")
+    if not all(s.get(f"log_collector_tls_{k}_src") for k in ("ca", "cert", "key")):
+        problems.append("log_collector_tls_ca_src, log_collector_tls_cert_src and log_collector_tls_key_src must "
+                        "name files on the control node (playbooks/vars/wiring.yml sets them from the pki role's "
+                        "layout).")
+    return problems
+
+
+def shipping_problems(s: Mapping[str, Any]) -> list[str]:
+    """Cross-field checks of the log_shipping role's variables the argument spec cannot express, each naming the
+    variable (empty when valid)."""
+    problems = []
+    targets_ = list(s.get("log_shipping_targets") or [])
+    for i, target in enumerate(targets_):
+        address, port = target.get("address"), target.get("port")
+        if not is_ip_address(address) or not 1 <= as_int(port) <= 65535:
+            problems.append(f"log_shipping_targets[{i}].address '{address}' must be a literal IP address and "
+                            f"log_shipping_targets[{i}].port ({port}) a port between 1 and 65535 (set "
+                            f"log_collector_bind_address / log_collector_port on collector {target.get('host')}).")
+    hosts = [t.get("host") for t in targets_]
+    if len(set(hosts)) != len(hosts):
+        problems.append("log_shipping_targets names a collector host more than once; list each collector once.")
+    disk, file_ = s.get("log_shipping_queue_max_disk_space"), s.get("log_shipping_queue_max_file_size")
+    if not (is_size(disk) and is_size(file_)):
+        problems.append(f"log_shipping_queue_max_disk_space ('{disk}') and log_shipping_queue_max_file_size "
+                        f"('{file_}') must be rsyslog sizes like 512m, 64k or 2g.")
+    elif size_bytes(file_) >= size_bytes(disk):
+        problems.append(f"log_shipping_queue_max_file_size ({file_}) must be below log_shipping_queue_max_disk_space "
+                        f"({disk}).")
+    size, checkpoint, retry, retry_max = (s.get(k) for k in (
+        "log_shipping_queue_size", "log_shipping_queue_checkpoint_interval", "log_shipping_retry_interval",
+        "log_shipping_retry_interval_max"))
+    if not (as_int(size) >= 100 and as_int(checkpoint) >= 1 and as_int(retry) >= 1
+            and as_int(retry_max) >= as_int(retry)):
+        problems.append(f"log_shipping_queue_size ({size}) must be at least 100, "
+                        f"log_shipping_queue_checkpoint_interval ({checkpoint}) at least 1, "
+                        f"log_shipping_retry_interval ({retry}) at least 1 second and "
+                        f"log_shipping_retry_interval_max ({retry_max}) not below it.")
+    if not all(s.get(f"log_shipping_tls_{k}_src") for k in ("ca", "cert", "key")):
+        problems.append("log_shipping_tls_ca_src, log_shipping_tls_cert_src and log_shipping_tls_key_src must name "
+                        "files on the control node (playbooks/vars/wiring.yml sets them from the pki role's layout).")
+    return problems

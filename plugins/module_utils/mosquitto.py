@@ -13,6 +13,7 @@ from typing import Any
 
 from ansible_collections.rampart.mqtt.plugins.module_utils import passwords
 from ansible_collections.rampart.mqtt.plugins.module_utils.addresses import is_unspecified_address
+from ansible_collections.rampart.mqtt.plugins.module_utils.values import json_text
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 AUTH_TYPES = ("password", "certificate")
@@ -119,6 +120,35 @@ def validate(settings: dict[str, Any]) -> list[str]:
     errors += _validate_misc(settings)
     return errors
 
+
+
+def wiring_problems(s: dict[str, Any]) -> list[str]:
+    """What playbooks/vars/wiring.yml and the inventory give the role besides its own settings: the name clients
+    verify the broker with, and the control-node files of its certificate."""
+    from ansible_collections.rampart.mqtt.plugins.module_utils.pki import is_valid_dns_name  # needs cryptography
+
+    errors = []
+    name = s.get("mosquitto_tls_server_name")
+    if not is_valid_dns_name(name):
+        errors.append(f"mosquitto_tls_server_name {json_text(name)} must be a DNS name (not an IP address): it goes "
+                      "into the server certificate, and clients verify the broker against it.")
+    files = [s.get(f"mosquitto_tls_{k}_src") for k in ("ca", "cert", "key")]
+    if not all(files):
+        errors.append("mosquitto_tls_ca_src, mosquitto_tls_cert_src and mosquitto_tls_key_src must name files on the "
+                      "control node (playbooks/vars/wiring.yml sets them from the pki role's layout); got "
+                      f"{json_text(files)}.")
+    return errors
+
+
+def client_host_problems(names: list[Any], clients: list[dict[str, Any]]) -> list[str]:
+    """A client host's mqtt_client_names: every name must be a client of the inventory (review L13: a typo left the
+    host without its credentials, silently)."""
+    known = {c.get("name") for c in clients}
+    unknown = [f"mqtt_client_names[{i}] ({json_text(name)})" for i, name in enumerate(names) if name not in known]
+    if not unknown:
+        return []
+    return [f"{', '.join(unknown)}: no entry of mosquitto_clients has that name; add the client to mosquitto_clients "
+            "or correct the name (a typo would leave the host without its credentials, silently)."]
 
 def _validate_listeners(s: dict[str, Any]) -> list[str]:
     errors = []

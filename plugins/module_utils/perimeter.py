@@ -264,6 +264,7 @@ def wireguard_problems(settings: dict, inventory_hosts: list[str]) -> list[str]:
     for i, peer in enumerate(peers):
         problems += _peer_problems(i, peer, names, inventory_hosts)
     problems += _route_problems(settings, inventory_hosts)
+    problems += _handshake_problems(settings, peers)
     # A peer Ansible does not manage (name, not host) gets an exported config.
     external = any(peer.get("name") is not None and peer.get("host") is None for peer in peers)
     if external and not settings.get("wireguard_endpoint"):
@@ -280,6 +281,18 @@ def wireguard_problems(settings: dict, inventory_hosts: list[str]) -> list[str]:
             problems.append(f"wireguard_before_units[{i}] ({unit!r}) is not a systemd unit name like mosquitto.service")
     return problems
 
+
+
+def _handshake_problems(settings: dict, peers: list) -> list[str]:
+    """A managed pair where neither side has an endpoint: neither can start the handshake. ``managed_peers`` carries
+    each managed peer's own wireguard_endpoint."""
+    if settings.get("wireguard_endpoint"):
+        return []
+    managed = settings.get("managed_peers") or {}
+    host = settings.get("inventory_hostname")
+    return [f"wireguard_peers: neither {host} nor its peer {peer['host']} has wireguard_endpoint set, so neither side "
+            "can start the handshake; set wireguard_endpoint on the hub."
+            for peer in peers if peer.get("host") in managed and not managed[peer["host"]].get("wireguard_endpoint")]
 
 def _peer_problems(i: int, peer: dict, names: dict[str, int], inventory_hosts: list[str]) -> list[str]:
     """wireguard_peers[i] (``names`` maps the peers so far to their index)."""
@@ -342,7 +355,7 @@ def _route_problems(settings: dict, inventory_hosts: list[str]) -> list[str]:
     never the same address for two peers (WireGuard would silently route it to one of them).
 
     settings may carry ``inventory_hostname``, ``vlan_address``, ``nftables_management_cidrs`` and
-    ``managed_peers`` ({host: {wireguard_addresses, wireguard_routed_networks}}) for the managed peers."""
+    ``managed_peers`` ({host: {wireguard_addresses, wireguard_routed_networks, ...}}) for the managed peers."""
     me = settings.get("inventory_hostname")
     own = {"this host's tunnel address": [host_cidr(str(a)) for a in settings.get("wireguard_addresses") or []
                                           if cidr_problem(a) is None],

@@ -358,9 +358,9 @@ def test_lab_inventory_with_a_collector_passes_validation(inventory_copy, run_pl
 
     assert run.rc == 0, run.output
     assert run.plays == [VALIDATION_PLAY]
-    assert "log_collector : Check that someone may send" in run.output, "the collector was not validated"
-    assert "log_shipping : Check the queue sizes" in run.output, "the senders were not validated"
-    assert "fail2ban : Check the ports" in run.output, "the brokers' fail2ban settings were not validated"
+    assert "log_collector : Check the collector variables" in run.output, "the collector was not validated"
+    assert "log_shipping : Check the log shipping variables" in run.output, "the senders were not validated"
+    assert "fail2ban : Check the fail2ban variables" in run.output, "the brokers' fail2ban settings were not validated"
     assert run.failed_task is None
     assert not run.contacted_a_host, run.output
 

@@ -1,0 +1,15 @@
+"""Filter for the checks of playbooks/vars/wiring.yml; logic in module_utils.wiring (unit-tested there)."""
+
+from __future__ import annotations
+
+from ansible_collections.rampart.mqtt.plugins.module_utils import wiring
+
+
+def wiring_problems(settings: dict) -> list[str]:
+    """Every wiring problem of one host (empty when valid)."""
+    return wiring.problems(dict(settings))
+
+
+class FilterModule:
+    def filters(self):
+        return {"wiring_problems": wiring_problems}

@@ -1,0 +1,31 @@
+"""Value coercions the roles' checks share, with the meaning Jinja gives them (no third-party import)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def as_int(value: Any, default: int = 0) -> int:
+    """What Jinja's ``int`` filter makes of ``value``: an int, a numeric string ("12", "3.0"), else ``default``."""
+    if isinstance(value, int):
+        return int(value)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        try:
+            return int(float(value))
+        except (TypeError, ValueError, OverflowError):
+            return default
+
+
+def json_text(value: Any) -> str:
+    """``value`` as Ansible's ``to_json`` writes it (for messages that quote what the operator wrote)."""
+    return json.dumps(value, default=str)
+
+
+def as_bool(value: Any) -> bool:
+    """What Ansible's ``bool`` filter makes of ``value``: yes/true/on/1 (any case) are true, the rest false."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("yes", "on", "1", "true", "y", "t")
+    return bool(value)
