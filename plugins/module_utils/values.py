@@ -1,8 +1,9 @@
-"""Value coercions the roles' checks share, with the meaning Jinja gives them (no third-party import)."""
+"""What the roles' checks share: values read as Jinja reads them, and where a path lies (no third-party import)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 
@@ -29,3 +30,10 @@ def as_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("yes", "on", "1", "true", "y", "t")
     return bool(value)
+
+
+def git_checkout_of(path: str) -> Path | None:
+    """The git checkout (a directory with .git) that holds ``path``, or None: a key or a secret there is one
+    ``git add -A`` away from being committed."""
+    resolved = Path(path).resolve()
+    return next((p for p in (resolved, *resolved.parents) if (p / ".git").exists()), None)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.rampart.mqtt.plugins.module_utils.logship import client_name
-from ansible_collections.rampart.mqtt.plugins.module_utils.values import as_bool, as_int, json_text
+from ansible_collections.rampart.mqtt.plugins.module_utils.values import as_bool, as_int, git_checkout_of, json_text
 
 _CIDR_RE = re.compile(r"[0-9A-Fa-f:.]+/[0-9]{1,3}")
 
@@ -28,7 +28,8 @@ def problems(s: Mapping[str, Any]) -> list[str]:
     collectors); ``play_hosts`` (the hosts of this run); ``rampart_perimeter`` (false: the broker's firewall and
     segment are managed elsewhere); ``perimeter`` (the knobs, named as in LIMITS and perimeter_mqtt_extra_sources,
     perimeter_wireguard_sources, with their defaults); ``senders`` (the hosts that ship logs);
-    ``mosquitto_clients``."""
+    ``mosquitto_clients``; ``pki_disposable`` (true: a throw-away test deployment, such as the lab's and
+    Molecule's), ``vlan_remount_proc_sys`` and ``wireguard_export_dir``."""
     host, groups = s["host"], s["groups"]
     in_group = {name: host in (groups.get(name) or []) for name in ("brokers", "perimeter")}
     out = []
@@ -39,6 +40,8 @@ def problems(s: Mapping[str, Any]) -> list[str]:
                    "managed elsewhere.")
     if in_group["perimeter"]:
         out += _perimeter_problems(s.get("perimeter") or {})
+    if not as_bool(s.get("pki_disposable")):
+        out += _production_problems(s)
     collectors = list(groups.get("collectors") or [])
     if collectors and host in (s.get("senders") or []):
         missing = [c for c in collectors if c not in (s.get("play_hosts") or [])]
@@ -66,4 +69,24 @@ def _perimeter_problems(knobs: Mapping[str, Any]) -> list[str]:
         if (not isinstance(value, (list, tuple))
                 or any(not _CIDR_RE.fullmatch(str(v)) for v in value)):
             out.append(f"{name} ({json_text(value)}) must be a list of networks in CIDR notation (e.g. 10.20.0.0/24).")
+    return out
+
+
+def _production_problems(s: Mapping[str, Any]) -> list[str]:
+    """What only a throw-away test deployment (pki_disposable: true) may do (review L15, L11)."""
+    out = []
+    if as_bool(s.get("vlan_remount_proc_sys")):
+        out.append("vlan_remount_proc_sys is true outside a throw-away test deployment (pki_disposable is not true): "
+                   "it remounts /proc/sys read-write, which in a container exposes the host kernel's global sysctls "
+                   "(kernel.core_pattern) to root in the container; it is for the lab's containers only. Remove it on "
+                   "a real server.")
+    export_dir = str(s.get("wireguard_export_dir") or "")
+    if export_dir:
+        checkout = git_checkout_of(export_dir) if export_dir.startswith("/") else None
+        if not export_dir.startswith("/"):
+            out.append(f"wireguard_export_dir ({export_dir!r}) is relative: the exported peers' private keys would "
+                       "land wherever ansible-playbook runs from; give an absolute path outside any git checkout.")
+        elif checkout is not None:
+            out.append(f"wireguard_export_dir ({export_dir}) is inside the git checkout {checkout}: one "
+                       "'git add -A' would commit the exported peers' private keys; move it outside.")
     return out

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import REPO
+
 VALIDATION_PLAY = "Validate the inventory before touching any host"
 # lab clients: [0] sensor-01 (password), [1] dashboard (password, read-only),
 # [2] device-cert-01 (certificate), [3] ops-admin (password, admin).
@@ -101,6 +103,20 @@ def with_perimeter(where: str = "group_vars/perimeter", **variables: object) -> 
     return apply
 
 
+
+def real_server(remount: bool = False, export_dir: str = "/var/lib/rampart-never-written",
+                **variables: object) -> Mutation:
+    """Make the lab copy a real deployment (pki_disposable: false) without the lab's container-only settings (the
+    /proc/sys remount unless ``remount``; WireGuard exports at ``export_dir``, by default outside any checkout)."""
+
+    def apply(inv) -> None:
+        inv.dump("group_vars/all/zz_case.yml", {"pki_disposable": False, **variables})
+        if not remount:
+            inv.dump("group_vars/perimeter/zz_case.yml", {"vlan_remount_proc_sys": False})
+        inv.dump("host_vars/broker1/zz_case.yml", {"wireguard_export_dir": export_dir})
+
+    return apply
+
 LISTENERS = [
     {"name": "password", "port": 8883, "authentication": "password"},
     {"name": "certificate", "port": 8884, "authentication": "certificate"},
@@ -152,8 +168,14 @@ CASES = [
          override("mqtt_clients", mqtt_client_names=["device-cert-01", "device-cert-1"]),
          "mqtt_client_names[1]", "no entry of mosquitto_clients has that name"),
     # Review M5: outside a disposable test CA, the CA key is encrypted.
-    Case("ca-key-unencrypted-outside-a-test-ca", override("all", pki_disposable=False),
+    Case("ca-key-unencrypted-outside-a-test-ca", real_server(),
          "pki_ca_key_passphrase", "is empty, so the CA keys would be stored unencrypted"),
+    # Review L15 and L11: what only a throw-away test deployment may do.
+    Case("proc-sys-remount-on-a-real-server", real_server(remount=True, pki_ca_key_passphrase="x" * 20),
+         "vlan_remount_proc_sys", "is true outside a throw-away test deployment"),
+    Case("wireguard-exports-inside-the-checkout",
+         real_server(export_dir=str(REPO / ".lab" / "wireguard-exports"), pki_ca_key_passphrase="x" * 20),
+         "wireguard_export_dir", "is inside the git checkout"),
     Case("unknown-client-key", edit_clients(lambda c: c[0].update(colour="red")),
          # ansible's argument spec check runs first and names the key, not the list index.
          "mosquitto_clients.colour", "Supported parameters include"),

@@ -262,3 +262,22 @@ def test_a_broker_may_be_outside_the_perimeter_when_the_inventory_says_so():
 def test_the_perimeter_knobs_are_checked_only_on_perimeter_hosts():
     bad = {**KNOBS, "perimeter_mqtt_rate": -5}
     assert wiring.problems(changed(WIRING, host="logs1", perimeter=bad, senders=[])) == []
+
+
+def test_a_throw_away_test_deployment_may_remount_proc_sys_and_export_into_the_checkout(tmp_path):
+    (tmp_path / ".git").mkdir()
+    lab = changed(WIRING, pki_disposable=True, vlan_remount_proc_sys=True, wireguard_export_dir=str(tmp_path / "wg"))
+    assert wiring.problems(lab) == []
+
+
+@pytest.mark.parametrize(("over", "says"), [
+    ({"vlan_remount_proc_sys": "yes"}, "vlan_remount_proc_sys is true outside a throw-away test deployment"),
+    ({"wireguard_export_dir": "exports"}, "wireguard_export_dir ('exports') is relative"),
+    ({"wireguard_export_dir": "CHECKOUT/wg"}, "is inside the git checkout"),
+])
+def test_a_real_deployment_refuses_what_only_a_lab_may_do(tmp_path, over, says):
+    (tmp_path / ".git").mkdir()
+    over = {k: v.replace("CHECKOUT", str(tmp_path)) for k, v in over.items()}
+    assert wiring.problems(changed(WIRING, pki_disposable=False, wireguard_export_dir="/srv/wg-exports")) == []
+    found = wiring.problems(changed(WIRING, pki_disposable=False, **over))
+    assert len(found) == 1 and says in found[0], found

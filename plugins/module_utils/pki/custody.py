@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ansible_collections.rampart.mqtt.plugins.module_utils.pki import common
+from ansible_collections.rampart.mqtt.plugins.module_utils.values import git_checkout_of
 
 
 def custody_problems(pki_dir: str, passphrase: str, disposable: bool) -> list[str]:
@@ -28,8 +29,7 @@ def custody_problems(pki_dir: str, passphrase: str, disposable: bool) -> list[st
     if not passphrase:
         problems.append("pki_ca_key_passphrase is empty, so the CA keys would be stored unencrypted; set it from the "
                         "vault (pki_disposable: true only for a throw-away test CA such as the lab's).")
-    checkout = next((p for p in (Path(pki_dir).resolve(), *Path(pki_dir).resolve().parents)
-                     if (p / ".git").exists()), None)
+    checkout = git_checkout_of(pki_dir)
     if checkout is not None:
         problems.append(f"pki_dir ({pki_dir}) is inside the git checkout {checkout}: one 'git add -A' would commit "
                         "the CA key; move it outside.")
