@@ -15,6 +15,10 @@ c. **ours again**: the same role run over the existing N (must report changed=0)
 Prints the three wall times and the ratio b/a. Every run's output goes to a log in the work
 directory. ``rampart-bench-pki --count 50`` (or ``scripts/bench-pki``) is a quick smoke run; the default is
 N=1000.
+
+``--scale 10,10000`` is the other mode: for each N, in a fresh directory, the role's first run and its
+idempotent re-run (a and c, no community.crypto), then the ratios that show how the role scales: the first
+run at the largest N in seconds, and re-run(largest N) / re-run(smallest N).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 from cryptography import x509
@@ -147,7 +152,7 @@ def _count_issued(directory: Path, pattern: str, issuer: x509.Certificate) -> in
     return count
 
 
-def _setup(work: Path, count: int) -> None:
+def _setup(work: Path, count: int, community: bool = True) -> None:
     (work / "ansible.cfg").write_text(
         "[defaults]\ninject_facts_as_vars = False\nretry_files_enabled = False\n"
         "stdout_callback = ansible.builtin.default\n\n[connection]\npipelining = True\n"
@@ -159,18 +164,18 @@ def _setup(work: Path, count: int) -> None:
     names = [f"device-{i:05d}" for i in range(count)]
     (work / "vars.json").write_text(json.dumps({"bench_dir": str(work), "bench_names": names}))
     (work / "role.yml").write_text(yaml.safe_dump(ROLE_PLAY, sort_keys=False))
-    (work / "community.yml").write_text(yaml.safe_dump(COMMUNITY_PLAY, sort_keys=False))
-    # The community.crypto loop signs with an intermediate like ours; making it is not timed.
-    pki.ensure_ca(work / "community-ca", "Bench CA")
+    if community:
+        (work / "community.yml").write_text(yaml.safe_dump(COMMUNITY_PLAY, sort_keys=False))
+        # The community.crypto loop signs with an intermediate like ours; making it is not timed.
+        pki.ensure_ca(work / "community-ca", "Bench CA")
 
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run(count: int, work: Path, skip_community: bool = False) -> dict[str, float | int | None]:
-    _setup(work, count)
-
+def _first_run(work: Path, count: int) -> float:
+    """(a): the role over ``count`` new clients; checks that it issued all of them. Returns the wall seconds."""
     _say(f"bench-pki: (a) pki role, {count} client certificates in one task ...")
     ours, changed = _play(work, "role.yml", "a-ours.log")
     if changed == 0:
@@ -179,6 +184,21 @@ def run(count: int, work: Path, skip_community: bool = False) -> dict[str, float
     issued = _count_issued(work / "ours" / "clients", "*/cert.pem", inter)
     if issued != count:
         raise SystemExit(f"bench-pki: the role issued {issued} certificates, expected {count}")
+    return ours
+
+
+def _rerun(work: Path, count: int) -> float:
+    """(c): the role again over the existing ``count``; must change nothing. Returns the wall seconds."""
+    _say(f"bench-pki: (c) pki role again over the existing {count} ...")
+    again, changed = _play(work, "role.yml", "c-ours-again.log")
+    if changed != 0:
+        raise SystemExit(f"bench-pki: the second role run reported changed={changed}, expected 0")
+    return again
+
+
+def run(count: int, work: Path, skip_community: bool = False) -> dict[str, float | int | None]:
+    _setup(work, count, community=not skip_community)
+    ours = _first_run(work, count)
 
     community = None
     if not skip_community:
@@ -189,11 +209,7 @@ def run(count: int, work: Path, skip_community: bool = False) -> dict[str, float
         if issued != count:
             raise SystemExit(f"bench-pki: community.crypto issued {issued} certificates, expected {count}")
 
-    _say(f"bench-pki: (c) pki role again over the existing {count} ...")
-    again, changed = _play(work, "role.yml", "c-ours-again.log")
-    if changed != 0:
-        raise SystemExit(f"bench-pki: the second role run reported changed={changed}, expected 0")
-
+    again = _rerun(work, count)
     return {
         "count": count,
         "ours_seconds": round(ours, 2),
@@ -203,29 +219,47 @@ def run(count: int, work: Path, skip_community: bool = False) -> dict[str, float
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/bench-pki", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=1000, help="client certificates to issue (default 1000)")
-    parser.add_argument("--workdir", type=Path, help="work directory (default: a fresh temporary one)")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, both PKIs)")
-    parser.add_argument("--skip-community", action="store_true", help="only time the role (a and c)")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
-    args = parser.parse_args(argv)
-    if args.count < 1:
-        parser.error("--count must be >= 1")
-    if args.workdir:
-        args.workdir.mkdir(parents=True, exist_ok=False)
-    work = (args.workdir or Path(tempfile.mkdtemp(prefix="rampart-bench-pki-"))).resolve()
+def scale(counts: list[int], work: Path) -> dict[str, Any]:
+    """For each N in ``counts`` (own subdirectory): the role's first run and re-run; then the scaling ratios."""
+    runs = []
+    for count in counts:
+        sub = work / f"n{count}"
+        sub.mkdir()
+        _setup(sub, count, community=False)
+        first = _first_run(sub, count)
+        again = _rerun(sub, count)
+        runs.append({"count": count, "first_seconds": round(first, 2), "rerun_seconds": round(again, 2)})
+    small = min(runs, key=lambda r: r["count"])
+    large = max(runs, key=lambda r: r["count"])
+    return {
+        "runs": runs,
+        "first_seconds_largest": large["first_seconds"],
+        "rerun_ratio": round(large["rerun_seconds"] / small["rerun_seconds"], 2),
+        "smallest": small["count"],
+        "largest": large["count"],
+    }
+
+
+def _parse_counts(value: str) -> list[int]:
+    """``--scale`` "10,10000" as [10, 10000]: at least two distinct counts, each >= 1."""
     try:
-        result = run(args.count, work, args.skip_community)
-    finally:
-        if args.keep or args.workdir:
-            _say(f"bench-pki: work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    if args.json:
-        print(json.dumps(result))
-        return 0
+        counts = sorted({int(part) for part in value.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated counts, got {value!r}") from None
+    if len(counts) < 2 or counts[0] < 1:
+        raise argparse.ArgumentTypeError(f"expected at least two distinct counts >= 1, got {value!r}")
+    return counts
+
+
+def _print_scale(result: dict[str, Any]) -> None:
+    for r in result["runs"]:
+        first, again = r["first_seconds"], r["rerun_seconds"]
+        print(f"N={r['count']:<6} first run {first:8.2f} s   re-run (changed=0) {again:8.2f} s")
+    print(f"first run at N={result['largest']}:{'':<24}{result['first_seconds_largest']:8.2f} s")
+    print(f"re-run N={result['largest']} / re-run N={result['smallest']}:{'':<14}{result['rerun_ratio']:8.2f} x")
+
+
+def _print_run(result: dict[str, Any]) -> None:
     print(f"client certificates (N):                          {result['count']}")
     print(f"(a) pki role, one bulk task:                      {result['ours_seconds']:8.2f} s")
     if result["community_seconds"] is not None:
@@ -233,6 +267,36 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(c) pki role again, idempotent (changed=0):       {result['ours_again_seconds']:8.2f} s")
     if result["ratio"] is not None:
         print(f"ratio (b)/(a):                                    {result['ratio']:8.1f} x")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench-pki", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=1000, help="client certificates to issue (default 1000)")
+    parser.add_argument("--workdir", type=Path, help="work directory (default: a fresh temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, both PKIs)")
+    parser.add_argument("--skip-community", action="store_true", help="only time the role (a and c)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    parser.add_argument("--scale", type=_parse_counts, metavar="N1,N2[,...]",
+                        help="scaling mode: first run and re-run of the role at each N (no community.crypto)")
+    args = parser.parse_args(argv)
+    if args.count < 1:
+        parser.error("--count must be >= 1")
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=False)
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="rampart-bench-pki-"))).resolve()
+    try:
+        result = scale(args.scale, work) if args.scale else run(args.count, work, args.skip_community)
+    finally:
+        if args.keep or args.workdir:
+            _say(f"bench-pki: work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(result))
+    elif args.scale:
+        _print_scale(result)
+    else:
+        _print_run(result)
     return 0
 
 
