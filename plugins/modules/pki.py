@@ -20,8 +20,9 @@ description:
   - Bumping O(intermediate_generation) rotates the intermediate (needs C(ca/ca.key)); the retired one stays in
     C(ca/chain.pem) and keeps a CRL in C(ca/crl.pem) for O(intermediate_overlap_days).
   - The root key may be kept offline; only creating or rotating the intermediate and re-signing the root CRL need it.
-  - Issues, re-issues or keeps the server and client certificates in O(certificates), loading the CA once; revoked
-    clients that have a certificate are skipped (one that never had one is issued one, for the CRL to list).
+  - Issues, re-issues or keeps the server and client certificates in O(certificates) and O(clients), loading the CA
+    once; revoked clients that have a certificate are skipped (one that never had one is issued one, for the CRL to
+    list).
   - Then records revocations of the clients in O(revoked) in C(ca/revoked.json) and keeps C(ca/crl.pem) (the
     intermediate's CRL, for mosquitto's crlfile) and C(ca/root-crl.pem) fresh.
   - A certificate is re-issued when its subjectAltNames, key type, issuer, profile or subject differ, when it was
@@ -89,8 +90,8 @@ options:
     default: true
   revoked:
     description:
-      - Client names whose current certificate is revoked (with O(update_crl)) and that O(certificates) skips
-        once they have a certificate.
+      - Client names whose current certificate is revoked (with O(update_crl)) and that O(certificates) and
+        O(clients) skip once they have a certificate.
       - Revocations are never forgotten; a name removed from the list gets a fresh certificate (new key and serial)
         while its old serial stays on the CRL.
     type: list
@@ -136,6 +137,14 @@ options:
         type: list
         elements: str
         default: []
+  clients:
+    description:
+      - Names of client certificates to keep issued, after those in O(certificates); each is the same as an entry
+        there with that name and profile C(client). One list of strings is cheaper to pass and check than thousands
+        of mappings. A name may not also appear in O(certificates).
+    type: list
+    elements: str
+    default: []
 attributes:
   check_mode:
     support: full
@@ -174,6 +183,14 @@ EXAMPLES = r"""
         profile: server
         dns_names: [broker1.example.org]
         ip_addresses: [192.0.2.10]
+
+- name: Issue one client certificate per device name
+  rampart.mqtt.pki:
+    dir: /srv/rampart/pki
+    ensure_ca: false
+    update_crl: false
+    ca_key_passphrase: "{{ vault_pki_ca_key_passphrase }}"
+    clients: [sensor-01, sensor-02, sensor-03]
 """
 
 RETURN = r"""
@@ -232,7 +249,8 @@ unchanged:
   type: list
   elements: str
 revoked:
-  description: Names in O(certificates) skipped because they are listed in O(revoked) and have a certificate.
+  description: >-
+    Names in O(certificates) or O(clients) skipped because they are listed in O(revoked) and have a certificate.
   returned: always
   type: list
   elements: str

@@ -7,13 +7,15 @@ they come from are :mod:`.hierarchy`'s business.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ansible_collections.rampart.mqtt.plugins.module_utils.pki import common
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 
 def hash_for(key: common.PrivateKey) -> hashes.HashAlgorithm:
@@ -59,6 +61,37 @@ def ca_extensions(path_length: int) -> list[tuple[x509.ExtensionType, bool]]:
     ]
 
 
+# The signature algorithms this package signs with, by issuer key type: for these, a certificate's
+# signature is checked with the issuer's public key parsed once per CA instead of once per certificate.
+_ECDSA = {
+    x509.SignatureAlgorithmOID.ECDSA_WITH_SHA256,
+    x509.SignatureAlgorithmOID.ECDSA_WITH_SHA384,
+    x509.SignatureAlgorithmOID.ECDSA_WITH_SHA512,
+}
+_RSA_PKCS1 = {
+    x509.SignatureAlgorithmOID.RSA_WITH_SHA256,
+    x509.SignatureAlgorithmOID.RSA_WITH_SHA384,
+    x509.SignatureAlgorithmOID.RSA_WITH_SHA512,
+}
+
+
+def signature_valid(cert: x509.Certificate, issuer: x509.Certificate, issuer_key: common.PublicKey) -> None:
+    """Raise InvalidSignature (or ValueError, TypeError, UnsupportedAlgorithm) unless ``issuer_key`` signed ``cert``.
+
+    ``issuer_key`` is ``issuer.public_key()``. The same check as ``cert.verify_directly_issued_by(issuer)``
+    minus the name comparison (:meth:`CertificateAuthority.issued` does that), without re-parsing the issuer's
+    key for every certificate; an algorithm other than ECDSA or RSA PKCS#1 v1.5 with SHA-2 goes to
+    ``verify_directly_issued_by`` itself.
+    """
+    oid = cert.signature_algorithm_oid
+    if isinstance(issuer_key, ec.EllipticCurvePublicKey) and oid in _ECDSA:
+        issuer_key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+    elif isinstance(issuer_key, rsa.RSAPublicKey) and oid in _RSA_PKCS1:
+        issuer_key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm)
+    else:
+        cert.verify_directly_issued_by(issuer)
+
+
 @dataclass(frozen=True)
 class CertificateAuthority:
     """A loaded CA. Load it once per call; it is immutable afterwards.
@@ -89,16 +122,25 @@ class CertificateAuthority:
         """A leaf followed by its issuer chain minus the root (what a TLS peer presents)."""
         return [leaf, *self.chain]
 
+    @functools.cached_property
+    def _public_key(self) -> common.PublicKey:
+        """This CA's public key, parsed once (every check of a leaf's signature needs it)."""
+        return self.cert.public_key()
+
+    @functools.cached_property
+    def _ski(self) -> bytes | None:
+        return ski(self.cert)
+
     def issued(self, cert: x509.Certificate) -> bool:
         """True when ``cert`` was signed by this CA (name, AKI and signature all match)."""
         if cert.issuer != self.cert.subject:
             return False
         key_id = aki(cert)
-        if key_id is not None and key_id != ski(self.cert):
+        if key_id is not None and key_id != self._ski:
             return False
         try:
-            cert.verify_directly_issued_by(self.cert)
-        except (InvalidSignature, ValueError, TypeError):
+            signature_valid(cert, self.cert, self._public_key)
+        except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
             return False
         return True
 

@@ -7,10 +7,12 @@ Nothing here signs anything; :mod:`.authority` does.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
 import ipaddress
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -239,8 +241,18 @@ def key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
 def load_key(path: Path) -> PrivateKey | None:
     """Load a leaf private key written by this module; None when absent or unusable."""
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError):
+        return parse_key(path.read_bytes())
+    except OSError:
+        return None
+
+
+def parse_key(data: bytes | None) -> PrivateKey | None:
+    """A leaf private key from its PEM (unencrypted EC or RSA); None when ``data`` is None or unusable."""
+    if data is None:
+        return None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
         return None
     return key if isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)) else None
 
@@ -279,14 +291,28 @@ def load_ca_key(path: Path, passphrase: bytes | None) -> tuple[PrivateKey, bool]
 def load_cert(path: Path) -> x509.Certificate | None:
     """The PEM certificate at ``path``; None when absent or unreadable."""
     try:
-        return x509.load_pem_x509_certificate(path.read_bytes())
-    except (OSError, ValueError):
+        return parse_cert(path.read_bytes())
+    except OSError:
+        return None
+
+
+def parse_cert(data: bytes | None) -> x509.Certificate | None:
+    """The certificate in PEM ``data``; None when ``data`` is None or holds no readable certificate."""
+    if data is None:
+        return None
+    try:
+        return x509.load_pem_x509_certificate(data)
+    except ValueError:
         return None
 
 
 def same_public_key(a: PublicKey, b: PublicKey) -> bool:
-    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return a.public_bytes(*fmt) == b.public_bytes(*fmt)
+    """True when ``a`` and ``b`` are the same public key (type, curve or size, and value).
+
+    cryptography compares keys by value in OpenSSL (EVP_PKEY_eq): the same answer as comparing the
+    SubjectPublicKeyInfo encodings, without encoding both keys first.
+    """
+    return type(a) is type(b) and a == b
 
 
 def pem(certs: Iterable[x509.Certificate]) -> bytes:
@@ -398,8 +424,15 @@ class Layout:
 # --------------------------------------------------------------------------------------------
 
 
-def ensure_dir(path: Path) -> bool:
+def ensure_dir(path: Path, batch: WriteBatch | None = None) -> bool:
     """Create ``path`` (and missing parents) with mode 0700 or tighten it; True if anything changed."""
+    changed = _ensure_dir(path)
+    if changed and batch is not None:
+        batch.made_dir(path)
+    return changed
+
+
+def _ensure_dir(path: Path) -> bool:
     changed = False
     if not path.is_dir():
         # Parents above pki_dir are the operator's business: plain mkdir, umask decides.
@@ -425,11 +458,13 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path, mode: int) -> Iterator[BinaryIO]:
+def atomic_file(path: Path, mode: int, *, fsync: bool = True) -> Iterator[BinaryIO]:
     """A same-directory temp file with the final mode to write ``path``'s new content to.
 
-    When the block ends normally the file is flushed, fsynced and renamed over ``path``; when it
-    raises, the temp file is removed and ``path`` is untouched.
+    mkstemp creates it 0600 and it gets ``mode`` before the first byte is written. When the block
+    ends normally the file is flushed, fsynced (unless ``fsync`` is false: a :class:`WriteBatch`
+    makes it durable later) and renamed over ``path``; when it raises, the temp file is removed and
+    ``path`` is untouched.
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -437,43 +472,170 @@ def atomic_file(path: Path, mode: int) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` via a same-directory temp file with the final mode, fsync, rename."""
-    with atomic_file(path, mode) as fh:
+def write_atomic(path: Path, data: bytes, mode: int, batch: WriteBatch | None = None) -> None:
+    """Write ``data`` to ``path`` via a same-directory temp file with the final mode, fsync, rename.
+
+    With ``batch`` the fsync is left to ``batch.flush()`` (one flush for many files).
+    """
+    with atomic_file(path, mode, fsync=batch is None) as fh:
         fh.write(data)
+    if batch is not None:
+        batch.wrote(path)
 
 
-def file_needs(path: Path, data: bytes, mode: int) -> str | None:
-    """What writing ``data`` to ``path`` would do: None (nothing), "content" or "mode"."""
-    try:
-        if path.read_bytes() != data:
-            return "content"
-    except OSError:
+def file_needs(path: Path, data: bytes, mode: int, found: FileState | None = None) -> str | None:
+    """What writing ``data`` to ``path`` would do: None (nothing), "content" or "mode".
+
+    ``found`` is what :func:`read_state` already read from ``path`` (saves reading it again).
+    """
+    found = found if found is not None else read_state(path)
+    if found.data != data:
         return "content"
-    if path.stat().st_mode & 0o7777 != mode:
+    if found.mode != mode:
         return "mode"
     return None
 
 
-def sync_file(path: Path, data: bytes, mode: int) -> bool:
+def sync_file(
+    path: Path, data: bytes, mode: int, found: FileState | None = None, batch: WriteBatch | None = None
+) -> bool:
     """Make ``path`` hold ``data`` with ``mode``, touching nothing that already matches."""
-    need = file_needs(path, data, mode)
+    need = file_needs(path, data, mode, found)
     if need == "content":
-        write_atomic(path, data, mode)
+        write_atomic(path, data, mode, batch)
     elif need == "mode":
         path.chmod(mode)
+        if batch is not None:
+            batch.wrote(path)
     return need is not None
 
 
+@dataclass(frozen=True)
+class FileState:
+    """One file as read in one go: present, its content (None: unreadable or absent) and its mode."""
+
+    present: bool
+    data: bytes | None = None
+    mode: int | None = None
+
+
+def read_state(path: Path) -> FileState:
+    """Open ``path`` once: its content and its mode (fstat of the open file), or why it has none.
+
+    Absent (also under a missing or non-directory parent): ``present`` is False. Present but not
+    readable as a file (a directory, no permission): ``data`` is None, ``mode`` as stat says.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return FileState(False)
+    except OSError:
+        try:
+            return FileState(True, None, path.stat().st_mode & 0o7777)
+        except OSError:
+            return FileState(False)
+    try:
+        st = os.fstat(fd)
+        mode = st.st_mode & 0o7777
+        try:
+            return FileState(True, _read_all(fd, st.st_size), mode)
+        except OSError:  # a directory opens read-only but does not read
+            return FileState(True, None, mode)
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """Everything left in ``fd``: one read(2) when the file is ``size`` bytes long (as fstat said), more if it grew."""
+    chunks = [os.read(fd, size + 1)]
+    while len(chunks[-1]) > 0 and sum(map(len, chunks)) > size:
+        chunks.append(os.read(fd, 65536))
+    return b"".join(chunks)
+
+
+class WriteBatch:
+    """Many atomic writes made durable by one flush instead of one fsync per file.
+
+    Each file is still written to a same-directory temp file that has its final mode before its first
+    byte, then renamed over its path; only the fsync is deferred. :meth:`flush` then makes every file
+    and directory written durable: one ``syncfs(2)`` per filesystem where the OS has it (Linux), else an
+    fsync of each file and each directory. Meant for callers that verify everything they wrote on every
+    run (the leaves): a crash before the flush may leave some of the batch's files old, empty or absent,
+    which the next run detects and re-issues or repairs, exactly as for a file never written.
+    """
+
+    def __init__(self) -> None:
+        self.files: list[Path] = []
+        self.dirs: set[Path] = set()
+
+    def wrote(self, path: Path) -> None:
+        """Record a file created, replaced or chmod-ed (its directory entry changes too)."""
+        self.files.append(path)
+        self.dirs.add(path.parent)
+
+    def made_dir(self, path: Path) -> None:
+        """Record a directory created or chmod-ed (its parent's entry changes too)."""
+        self.dirs.update((path, path.parent))
+
+    def flush(self) -> None:
+        """Make everything recorded durable, then forget it."""
+        if not self.files and not self.dirs:
+            return
+        devices: dict[int, Path] = {}
+        for d in self.dirs:
+            with contextlib.suppress(OSError):
+                devices.setdefault(os.stat(d).st_dev, d)
+        if not all(_syncfs(d) for d in devices.values()):
+            for f in self.files:
+                fsync_file(f)
+            for d in self.dirs:
+                with contextlib.suppress(FileNotFoundError):
+                    fsync_dir(d)
+        self.files.clear()
+        self.dirs.clear()
+
+
+def _syncfs(directory: Path) -> bool:
+    """``syncfs(2)`` on the filesystem holding ``directory``: True when done, False where unavailable."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        return syncfs(fd) == 0
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    """fsync a file by path (its data and inode), skipping one that is gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def dir_needs(path: Path) -> bool:
-    return not path.is_dir() or path.stat().st_mode & 0o7777 != DIR_MODE
+    """True when ``path`` is not a directory (or is absent) or its mode is not 0700 (one stat)."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    return not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o7777 != DIR_MODE
 
 
 def mode_needs(path: Path, mode: int) -> bool:

@@ -56,6 +56,20 @@ def _cert_ekus(cert: x509.Certificate) -> frozenset[x509.ObjectIdentifier]:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Found:
+    """A leaf's files as read once per run (content and mode each): every check of the leaf uses these."""
+
+    key: common.FileState
+    cert: common.FileState
+    chain: common.FileState
+    ca: common.FileState
+
+
+def _read_leaf(paths: common.LeafPaths) -> _Found:
+    return _Found(*(common.read_state(p) for p in (paths.key, paths.cert, paths.chain, paths.ca)))
+
+
 @dataclass
 class _Plan:
     """What to do with one leaf: why (None = keep the certificate) and whether to make a new key."""
@@ -66,6 +80,7 @@ class _Plan:
     new_key: bool
     key: common.PrivateKey | None
     cert: x509.Certificate | None
+    found: _Found | None = None
 
 
 def _plan_leaf(
@@ -77,16 +92,17 @@ def _plan_leaf(
     now: dt.datetime,
     revoked_serials: frozenset[int] = frozenset(),
 ) -> _Plan:
-    cert = common.load_cert(paths.cert) if paths.cert.exists() else None
-    key = common.load_key(paths.key) if paths.key.exists() else None
-    if not paths.cert.exists() and not paths.key.exists():
-        return _Plan(spec, paths, "new", True, None, None)
+    found = _read_leaf(paths)
+    if not found.cert.present and not found.key.present:
+        return _Plan(spec, paths, "new", True, None, None, found)
+    cert = common.parse_cert(found.cert.data)
+    key = common.parse_key(found.key.data)
 
     reasons: list[str] = []
     new_key = _key_reasons(key, key_type, reasons)
     if cert is None:
         reasons.append("certificate missing or unreadable")
-        return _Plan(spec, paths, "; ".join(reasons), new_key, None if new_key else key, None)
+        return _Plan(spec, paths, "; ".join(reasons), new_key, None if new_key else key, None, found)
 
     if cert.serial_number in revoked_serials:
         # Un-revoked: a fresh certificate and, since the old one was revoked for a reason, a fresh key.
@@ -98,7 +114,7 @@ def _plan_leaf(
         reasons.append("key does not match certificate")
     reasons += _content_reasons(spec, cert)
     reasons += _expiry_reasons(cert, ca, renew_before, now)
-    return _Plan(spec, paths, "; ".join(reasons) or None, new_key, None if new_key else key, cert)
+    return _Plan(spec, paths, "; ".join(reasons) or None, new_key, None if new_key else key, cert, found)
 
 
 def _key_reasons(key: common.PrivateKey | None, key_type: str, reasons: list[str]) -> bool:
@@ -187,8 +203,11 @@ def issue(
     ca = _issuing_ca(layout, pw, intermediate_generation, check_mode)
     run = _IssueRun(layout, ca, check_mode, now, revocation.revoked_serials(layout), key_type, valid_days,
                     dt.timedelta(days=renew_before_days), p12_pw)
-    for spec in specs:
-        _issue_one(run, spec, skip)
+    try:
+        for spec in specs:
+            _issue_one(run, spec, skip)
+    finally:
+        run.batch.flush()  # what was written is durable before the result (or the error) is returned
     run.result["changed"] = bool(run.result["issued"] or run.result["renewed"] or run.result["repaired"])
     return run.result
 
@@ -242,10 +261,17 @@ class _IssueRun:
     renew_before: dt.timedelta
     p12_pw: bytes | None = field(repr=False)
     root_pem: bytes = field(init=False)
+    chain_pem: bytes = field(init=False)  # what follows a leaf in its chain.pem: the issuing chain, no root
     result: dict[str, Any] = field(init=False)
+    # Leaf files are written in one batch, made durable once at the end (common.WriteBatch).
+    batch: common.WriteBatch = field(init=False, default_factory=common.WriteBatch)
+    # Whether each directory above the leaves (pki_dir, servers/, clients/) needs creating or its mode
+    # fixed: checked once per run and again only after this run touched it.
+    parents: dict[Path, bool] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root_pem = common.pem([self.ca.root]) if self.ca is not None else b""
+        self.chain_pem = common.pem(self.ca.chain) if self.ca is not None else b""
         self.result = {
             "changed": False,
             "issued": [],
@@ -262,6 +288,22 @@ class _IssueRun:
                 f"the issuing CA expires on {ca.not_after:%Y-%m-%d}; certificates it issues cannot outlive it: "
                 "bump pki_intermediate_generation (needs the root key)"
             )
+
+    def parents_need(self, paths: common.LeafPaths) -> bool:
+        """True when pki_dir or the profile directory above ``paths`` must be created or its mode fixed."""
+        needs = False
+        for d in (paths.dir.parent.parent, paths.dir.parent):
+            if d not in self.parents:
+                self.parents[d] = common.dir_needs(d)
+            needs = needs or self.parents[d]
+        return needs
+
+    def write(self, plan: _Plan, key: common.PrivateKey | None, cert: x509.Certificate) -> None:
+        """:func:`write_leaf` for this run: batched, and the parent directories ensured only when they need it."""
+        parents = self.parents_need(plan.paths)
+        write_leaf(plan.paths, key, cert, self.ca, self.root_pem, batch=self.batch, found=plan.found, parents=parents)
+        if parents:
+            self.parents.update(dict.fromkeys((plan.paths.dir.parent.parent, plan.paths.dir.parent), False))
 
 
 def _issue_one(run: _IssueRun, spec: common.CertSpec, skip: set[str]) -> None:
@@ -291,7 +333,7 @@ def _issue_one(run: _IssueRun, spec: common.CertSpec, skip: set[str]) -> None:
 def _keep_leaf(run: _IssueRun, plan: _Plan, ca: Authority, bundle: bool) -> None:
     """Certificate kept: only the bundles and modes may need a touch-up."""
     assert plan.cert is not None  # noqa: S101
-    fixes = _leaf_fixes(plan.paths, plan.cert, ca, run.root_pem)
+    fixes = _leaf_fixes(run, plan)
     p12 = _p12_fix(plan.paths, plan.key, plan.cert, ca, run.p12_pw, plan.spec.profile)
     if p12:
         fixes.append(p12)
@@ -300,9 +342,9 @@ def _keep_leaf(run: _IssueRun, plan: _Plan, ca: Authority, bundle: bool) -> None
         return
     run.result["repaired"].append({"name": plan.spec.name, "reason": ", ".join(fixes)})
     if not run.check_mode:
-        write_leaf(plan.paths, None, plan.cert, ca, run.root_pem)
+        run.write(plan, None, plan.cert)
         if p12:
-            _write_p12(plan.paths, plan.key, plan.cert, ca, run.p12_pw if bundle else None)
+            _write_p12(plan.paths, plan.key, plan.cert, ca, run.p12_pw if bundle else None, run.batch)
 
 
 def _sign_leaf(run: _IssueRun, plan: _Plan, ca: Authority, bundle: bool) -> None:
@@ -315,9 +357,9 @@ def _sign_leaf(run: _IssueRun, plan: _Plan, ca: Authority, bundle: bool) -> None
         not_before=run.now - common.CLOCK_SKEW,
         not_after=run.now + dt.timedelta(days=run.valid_days),
     )
-    write_leaf(plan.paths, key if key is not plan.key else None, cert, ca, run.root_pem)
+    run.write(plan, key if key is not plan.key else None, cert)
     if bundle or plan.paths.p12.exists():
-        _write_p12(plan.paths, key, cert, ca, run.p12_pw if bundle else None)
+        _write_p12(plan.paths, key, cert, ca, run.p12_pw if bundle else None, run.batch)
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,17 +367,21 @@ def _sign_leaf(run: _IssueRun, plan: _Plan, ca: Authority, bundle: bool) -> None
 # --------------------------------------------------------------------------------------------
 
 
-def _leaf_fixes(paths: common.LeafPaths, cert: x509.Certificate, ca: Authority, root_pem: bytes) -> list[str]:
+def _leaf_fixes(run: _IssueRun, plan: _Plan) -> list[str]:
+    """What a kept leaf's files need, from what :func:`_plan_leaf` read (each file read once)."""
+    paths, found = plan.paths, plan.found
+    assert plan.cert is not None and found is not None  # noqa: S101
     fixes = []
-    if common.dir_needs(paths.dir.parent.parent) or common.dir_needs(paths.dir.parent) or common.dir_needs(paths.dir):
+    if run.parents_need(paths) or common.dir_needs(paths.dir):
         fixes.append("directory mode")
-    if paths.key.stat().st_mode & 0o7777 != common.KEY_MODE:
+    if found.key.mode != common.KEY_MODE:
         fixes.append("key mode")
-    if common.file_needs(paths.cert, common.pem([cert]), common.CERT_MODE):
+    cert_pem = common.pem([plan.cert])
+    if common.file_needs(paths.cert, cert_pem, common.CERT_MODE, found.cert):
         fixes.append("cert.pem")
-    if common.file_needs(paths.chain, common.pem(ca.leaf_chain(cert)), common.CERT_MODE):
+    if common.file_needs(paths.chain, cert_pem + run.chain_pem, common.CERT_MODE, found.chain):
         fixes.append("chain.pem")
-    if common.file_needs(paths.ca, root_pem, common.CERT_MODE):
+    if common.file_needs(paths.ca, run.root_pem, common.CERT_MODE, found.ca):
         fixes.append("ca.pem")
     return fixes
 
@@ -346,19 +392,35 @@ def write_leaf(
     cert: x509.Certificate,
     ca: Authority,
     root_pem: bytes,
+    *,
+    batch: common.WriteBatch | None = None,
+    found: _Found | None = None,
+    parents: bool = True,
 ) -> None:
     """Write a leaf's files. Key first: a crash before the certificate is replaced leaves a key
-    that no longer matches, which the next run detects and re-issues for."""
-    for d in (paths.dir.parent.parent, paths.dir.parent, paths.dir):
-        common.ensure_dir(d)
+    that no longer matches, which the next run detects and re-issues for.
+
+    ``found`` is what the run read from the leaf's files before (not read again); ``parents``
+    false skips ensuring the directories above the leaf's own (the caller checked them). With
+    ``batch`` the writes are made durable by ``batch.flush()``, else each file and the leaf's
+    directory are fsynced here.
+    """
+    found = found if found is not None else _read_leaf(paths)
+    dirs = [paths.dir.parent.parent, paths.dir.parent] if parents else []
+    for d in [*dirs, paths.dir]:
+        common.ensure_dir(d, batch)
     if new_key is not None:
-        common.write_atomic(paths.key, common.key_pem(new_key), common.KEY_MODE)
-    elif paths.key.stat().st_mode & 0o7777 != common.KEY_MODE:
+        common.write_atomic(paths.key, common.key_pem(new_key), common.KEY_MODE, batch)
+    elif found.key.mode != common.KEY_MODE:
         paths.key.chmod(common.KEY_MODE)
-    common.sync_file(paths.cert, common.pem([cert]), common.CERT_MODE)
-    common.sync_file(paths.chain, common.pem(ca.leaf_chain(cert)), common.CERT_MODE)
-    common.sync_file(paths.ca, root_pem, common.CERT_MODE)
-    common.fsync_dir(paths.dir)
+        if batch is not None:
+            batch.wrote(paths.key)
+    cert_pem = common.pem([cert])
+    common.sync_file(paths.cert, cert_pem, common.CERT_MODE, found.cert, batch)
+    common.sync_file(paths.chain, cert_pem + common.pem(ca.chain), common.CERT_MODE, found.chain, batch)
+    common.sync_file(paths.ca, root_pem, common.CERT_MODE, found.ca, batch)
+    if batch is None:
+        common.fsync_dir(paths.dir)
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,13 +461,20 @@ def _p12_fix(
 
 
 def _write_p12(
-    paths: common.LeafPaths, key: common.PrivateKey | None, cert: x509.Certificate, ca: Authority, pw: bytes | None
+    paths: common.LeafPaths,
+    key: common.PrivateKey | None,
+    cert: x509.Certificate,
+    ca: Authority,
+    pw: bytes | None,
+    batch: common.WriteBatch | None = None,
 ) -> None:
     """Write bundle.p12 (key, certificate, intermediate, root), or remove it when ``pw`` is None."""
     if pw is None or key is None:
         paths.p12.unlink(missing_ok=True)
+        if batch is not None:
+            batch.made_dir(paths.dir)  # the removal is a change of the leaf directory
         return
     data = pkcs12.serialize_key_and_certificates(
         paths.dir.name.encode(), key, cert, [*ca.chain, ca.root], serialization.BestAvailableEncryption(pw)
     )
-    common.write_atomic(paths.p12, data, common.KEY_MODE)
+    common.write_atomic(paths.p12, data, common.KEY_MODE, batch)
