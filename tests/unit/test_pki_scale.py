@@ -51,6 +51,7 @@ def mode(path: Path) -> int:
 
 def test_leaves_are_written_without_a_per_file_fsync_and_flushed_once(pki_dir, monkeypatch) -> None:
     fsyncs, flushes = [], []
+    monkeypatch.setattr(common, "SYNCFS_FROM", 1)
     monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd))
     monkeypatch.setattr(common, "_syncfs", lambda d: flushes.append(d) or True)
     result = pki.issue(pki_dir, clients(NAMES))
@@ -76,8 +77,23 @@ def test_without_syncfs_every_file_and_directory_written_is_fsynced(pki_dir, mon
     assert expected <= set(synced)
 
 
+def test_a_small_batch_is_fsynced_file_by_file_after_the_writes_and_never_syncs_the_filesystem(pki_dir,
+                                                                                               monkeypatch) -> None:
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: events.append("write") or real_replace(a, b))
+    monkeypatch.setattr(common, "_syncfs", lambda d: events.append("syncfs") or True)
+    pki.issue(pki_dir, clients(["alice"]))
+    assert "syncfs" not in events
+    writes = [i for i, e in enumerate(events) if e == "write"]
+    assert len(writes) == 4 and events.count("fsync") >= 4 + 3, events
+    assert all(e == "fsync" for e in events[writes[-1] + 1:]), "a leaf file was fsynced before the batch's end"
+
+
 def test_what_was_written_is_flushed_when_a_later_leaf_fails(pki_dir, monkeypatch) -> None:
     flushes, signed = [], []
+    monkeypatch.setattr(common, "SYNCFS_FROM", 1)
     monkeypatch.setattr(common, "_syncfs", lambda d: flushes.append(d) or True)
     real_sign = authority.CertificateAuthority.sign
 

@@ -561,14 +561,19 @@ def _read_all(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
+# From this many files on, a WriteBatch is made durable by syncfs(2) instead of an fsync per file.
+SYNCFS_FROM = 256
+
+
 class WriteBatch:
     """Many atomic writes made durable by one flush instead of one fsync per file.
 
     Each file is still written to a same-directory temp file that has its final mode before its first
     byte, then renamed over its path; only the fsync is deferred. :meth:`flush` then makes every file
-    and directory written durable: one ``syncfs(2)`` per filesystem where the OS has it (Linux), else an
-    fsync of each file and each directory. Meant for callers that verify everything they wrote on every
-    run (the leaves): a crash before the flush may leave some of the batch's files old, empty or absent,
+    and directory written durable: one ``syncfs(2)`` per filesystem where the OS has it (Linux) and the
+    batch holds SYNCFS_FROM files or more, else an fsync of each file and each directory. Meant for
+    callers that verify everything they wrote on every run (the leaves): a crash before the flush may
+    leave some of the batch's files old, empty or absent,
     which the next run detects and re-issues or repairs, exactly as for a file never written.
     """
 
@@ -586,14 +591,16 @@ class WriteBatch:
         self.dirs.update((path, path.parent))
 
     def flush(self) -> None:
-        """Make everything recorded durable, then forget it."""
+        """Make everything recorded durable, then forget it. A batch of fewer than SYNCFS_FROM files is fsynced file
+        by file: syncfs(2) also waits for every other dirty page of the filesystem (a container build, a
+        database), which costs more than a few dozen fsyncs."""
         if not self.files and not self.dirs:
             return
         devices: dict[int, Path] = {}
         for d in self.dirs:
             with contextlib.suppress(OSError):
                 devices.setdefault(os.stat(d).st_dev, d)
-        if not all(_syncfs(d) for d in devices.values()):
+        if len(self.files) < SYNCFS_FROM or not all(_syncfs(d) for d in devices.values()):
             for f in self.files:
                 fsync_file(f)
             for d in self.dirs:
