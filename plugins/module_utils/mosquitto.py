@@ -143,7 +143,7 @@ def wiring_problems(s: dict[str, Any]) -> list[str]:
 def client_host_problems(names: list[Any], clients: list[dict[str, Any]]) -> list[str]:
     """A client host's mqtt_client_names: every name must be a client of the inventory (review L13: a typo left the
     host without its credentials, silently)."""
-    known = {c.get("name") for c in clients}
+    known = {c.get("name") for c in clients if isinstance(c, dict)}
     unknown = [f"mqtt_client_names[{i}] ({json_text(name)})" for i, name in enumerate(names) if name not in known]
     if not unknown:
         return []

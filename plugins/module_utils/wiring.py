@@ -51,6 +51,8 @@ def problems(s: Mapping[str, Any]) -> list[str]:
     if collectors and in_group["brokers"]:
         sender_names = {client_name(h) for h in s.get("senders") or []}
         for i, client in enumerate(s.get("mosquitto_clients") or []):
+            if not isinstance(client, Mapping):
+                continue  # the mosquitto role's argument spec names it
             name = client.get("name")
             if client.get("auth", "password") == "certificate" and name in sender_names:
                 out.append(f"mosquitto_clients[{i}].name {json_text(name)} is the name of a log sender's certificate "

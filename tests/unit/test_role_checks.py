@@ -281,3 +281,12 @@ def test_a_real_deployment_refuses_what_only_a_lab_may_do(tmp_path, over, says):
     assert wiring.problems(changed(WIRING, pki_disposable=False, wireguard_export_dir="/srv/wg-exports")) == []
     found = wiring.problems(changed(WIRING, pki_disposable=False, **over))
     assert len(found) == 1 and says in found[0], found
+
+
+def test_a_malformed_client_is_left_to_the_argument_spec_not_a_crash():
+    clients = ["sensor-01", {"name": "log-broker1", "auth": "certificate"}]
+    [found] = wiring.problems(changed(WIRING, mosquitto_clients=clients))
+    assert found.startswith('mosquitto_clients[1].name "log-broker1"')
+    assert mosquitto.client_host_problems(["a"], ["a", {"name": "b"}]) == [
+        'mqtt_client_names[0] ("a"): no entry of mosquitto_clients has that name; add the client to mosquitto_clients '
+        "or correct the name (a typo would leave the host without its credentials, silently)."]
