@@ -31,7 +31,7 @@ def problems(s: Mapping[str, Any]) -> list[str]:
     ``mosquitto_clients``; ``pki_disposable`` (true: a throw-away test deployment, such as the lab's and
     Molecule's), ``vlan_remount_proc_sys`` and ``wireguard_export_dir``."""
     host, groups = s["host"], s["groups"]
-    in_group = {name: host in (groups.get(name) or []) for name in ("brokers", "perimeter")}
+    in_group = {name: host in (groups.get(name) or []) for name in ("brokers", "perimeter", "wireguard")}
     out = []
     if in_group["brokers"] and not in_group["perimeter"] and as_bool(s.get("rampart_perimeter", True)):
         out.append(f"{host} is in brokers but not in perimeter, so site.yml would give it no firewall and no isolated "
@@ -41,7 +41,7 @@ def problems(s: Mapping[str, Any]) -> list[str]:
     if in_group["perimeter"]:
         out += _perimeter_problems(s.get("perimeter") or {})
     if not as_bool(s.get("pki_disposable")):
-        out += _production_problems(s)
+        out += _production_problems(s, in_group)
     collectors = list(groups.get("collectors") or [])
     if collectors and host in (s.get("senders") or []):
         missing = [c for c in collectors if c not in (s.get("play_hosts") or [])]
@@ -74,15 +74,16 @@ def _perimeter_problems(knobs: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _production_problems(s: Mapping[str, Any]) -> list[str]:
-    """What only a throw-away test deployment (pki_disposable: true) may do (review L15, L11)."""
+def _production_problems(s: Mapping[str, Any], in_group: Mapping[str, bool]) -> list[str]:
+    """What only a throw-away test deployment (pki_disposable: true) may do (review L15, L11), on the hosts whose
+    roles read the variable (vlan on the perimeter, wireguard on the VPN)."""
     out = []
-    if as_bool(s.get("vlan_remount_proc_sys")):
+    if in_group["perimeter"] and as_bool(s.get("vlan_remount_proc_sys")):
         out.append("vlan_remount_proc_sys is true outside a throw-away test deployment (pki_disposable is not true): "
                    "it remounts /proc/sys read-write, which in a container exposes the host kernel's global sysctls "
                    "(kernel.core_pattern) to root in the container; it is for the lab's containers only. Remove it on "
                    "a real server.")
-    export_dir = str(s.get("wireguard_export_dir") or "")
+    export_dir = str(s.get("wireguard_export_dir") or "") if in_group["wireguard"] else ""
     if export_dir:
         checkout = git_checkout_of(export_dir) if export_dir.startswith("/") else None
         if not export_dir.startswith("/"):

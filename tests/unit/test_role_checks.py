@@ -226,7 +226,7 @@ def test_a_managed_pair_without_any_endpoint_cannot_handshake():
 KNOBS = {"perimeter_mqtt_rate": 60, "perimeter_mqtt_burst": "30", "perimeter_mqtt_max_connections": 100,
          "perimeter_mqtt_extra_sources": [], "perimeter_wireguard_sources": ["10.0.0.0/8"]}
 WIRING = {"host": "broker1", "groups": {"all": ["broker1", "logs1"], "brokers": ["broker1"], "perimeter": ["broker1"],
-                                        "collectors": ["logs1"]},
+                                        "wireguard": ["broker1"], "collectors": ["logs1"]},
           "play_hosts": ["broker1", "logs1"], "rampart_perimeter": True, "perimeter": KNOBS, "senders": ["broker1"],
           "mosquitto_clients": [{"name": "device-1", "auth": "certificate"}, {"name": "log-broker1"}]}
 
@@ -290,3 +290,9 @@ def test_a_malformed_client_is_left_to_the_argument_spec_not_a_crash():
     assert mosquitto.client_host_problems(["a"], ["a", {"name": "b"}]) == [
         'mqtt_client_names[0] ("a"): no entry of mosquitto_clients has that name; add the client to mosquitto_clients '
         "or correct the name (a typo would leave the host without its credentials, silently)."]
+
+
+def test_the_lab_only_settings_are_checked_only_where_their_roles_run():
+    elsewhere = changed(WIRING, host="logs1", senders=[], pki_disposable=False, vlan_remount_proc_sys=True,
+                        wireguard_export_dir="exports")
+    assert wiring.problems(elsewhere) == []
