@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,9 @@ def generation(cert) -> int:
 
 
 def pki_cli(*args: str) -> None:
-    res = subprocess.run([sys.executable, "-m", "rampart.pkitool", *args], capture_output=True, text=True)
+    """rampart-pki with a backup passphrase: the archive is encrypted (review M5), and the restore opens it."""
+    env = {**os.environ, "RAMPART_PKI_BACKUP_PASSPHRASE": "a passphrase for the test backup"}
+    res = subprocess.run([sys.executable, "-m", "rampart.pkitool", *args], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
 
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -1016,14 +1017,52 @@ def test_backup_and_restore_then_issue_and_revoke(three_clients: Path, tmp_path:
         pki.restore(archive, restored)
 
 
-def test_backup_cli(three_clients: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_backup_cli(three_clients: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review M5: the command encrypts the archive; a plain one takes --unencrypted."""
     archive = tmp_path / "b.tar.gz"
+    monkeypatch.delenv(pkitool.PASSPHRASE_ENV, raising=False)
+    assert pkitool.main(["backup", str(three_clients), str(archive)]) == 1
+    assert f"{pkitool.PASSPHRASE_ENV} is empty" in capsys.readouterr().err and not archive.exists()
+    monkeypatch.setenv(pkitool.PASSPHRASE_ENV, "correct horse battery staple")
     assert pkitool.main(["backup", str(three_clients), str(archive)]) == 0
-    assert json.loads(capsys.readouterr().out)["path"] == str(archive)
+    run = json.loads(capsys.readouterr().out)
+    assert run["path"] == str(archive) and run["encrypted"] is True and run["files"] > 0
+    assert b"PRIVATE KEY" not in archive.read_bytes() and mode(archive) == 0o600
+    monkeypatch.setenv(pkitool.PASSPHRASE_ENV, "not the passphrase")
+    assert pkitool.main(["restore", str(archive), str(tmp_path / "r")]) == 1
+    assert "wrong passphrase" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    monkeypatch.setenv(pkitool.PASSPHRASE_ENV, "correct horse battery staple")
     assert pkitool.main(["restore", str(archive), str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "ca" / "intermediate.key").exists()
     assert pkitool.main(["restore", str(archive), str(tmp_path / "r")]) == 1
     assert "not empty" in capsys.readouterr().err
+    plain = tmp_path / "plain.tar.gz"
+    assert pkitool.main(["backup", "--unencrypted", str(three_clients), str(plain)]) == 0
+    assert json.loads(capsys.readouterr().out)["encrypted"] is False
+    with tarfile.open(plain) as tar:
+        assert "ca/ca.crt" in tar.getnames()
+
+
+def test_an_encrypted_backup_refuses_a_missing_or_wrong_passphrase_and_a_changed_byte(three_clients: Path,
+                                                                                      tmp_path: Path) -> None:
+    archive = tmp_path / "b.tar.gz"
+    with pytest.raises(pki.PkiError, match="shorter than 12"):
+        pki.backup(three_clients, archive, b"short")
+    made = pki.backup(three_clients, archive, b"a long enough passphrase")
+    with pytest.raises(pki.PkiError, match="is encrypted; give its passphrase"):
+        pki.restore(archive, tmp_path / "r")
+    with pytest.raises(pki.PkiError, match="wrong passphrase, or the archive was changed"):
+        pki.restore(archive, tmp_path / "r", b"another long passphrase")
+    data = bytearray(archive.read_bytes())
+    data[-40] ^= 1
+    changed = tmp_path / "changed.tar.gz"
+    changed.write_bytes(bytes(data))
+    with pytest.raises(pki.PkiError, match="wrong passphrase, or the archive was changed"):
+        pki.restore(changed, tmp_path / "r", b"a long enough passphrase")
+    assert not (tmp_path / "r").exists()
+    assert pki.restore(archive, tmp_path / "r", b"a long enough passphrase")["files"] == made["files"]
+    assert snapshot_content(tmp_path / "r") == snapshot_content(three_clients)
 
 
 def snapshot_content(root_dir: Path) -> dict[str, bytes]:

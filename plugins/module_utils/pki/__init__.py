@@ -69,6 +69,7 @@ from ansible_collections.rampart.mqtt.plugins.module_utils.pki.common import (
     key_type_of,
     validate_specs,
 )
+from ansible_collections.rampart.mqtt.plugins.module_utils.pki.custody import MIN_PASSPHRASE as MIN_BACKUP_PASSPHRASE
 from ansible_collections.rampart.mqtt.plugins.module_utils.pki.custody import backup, restore
 from ansible_collections.rampart.mqtt.plugins.module_utils.pki.hierarchy import (
     Hierarchy,
@@ -89,6 +90,7 @@ __all__ = [
     "DIR_MODE",
     "KEY_MODE",
     "KEY_TYPES",
+    "MIN_BACKUP_PASSPHRASE",
     "PROFILES",
     "CertSpec",
     "CertificateAuthority",

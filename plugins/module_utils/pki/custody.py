@@ -1,9 +1,14 @@
-"""Custody of the whole ``pki_dir``: a backup archive (it holds every key) and an all-or-nothing
-restore. The command a person types is ``rampart-pki backup|restore`` (rampart/pkitool.py).
+"""Custody of the whole ``pki_dir``: a backup archive (it holds every key), encrypted with a passphrase, and an
+all-or-nothing restore. The command a person types is ``rampart-pki backup|restore`` (rampart/pkitool.py).
+
+An encrypted archive is ``MAGIC``, a 16-byte scrypt salt, a 12-byte nonce, then the gzip tar sealed with AES-256-GCM
+under scrypt(passphrase, salt) (n=2**15, r=8, p=1), ``MAGIC`` as associated data: a wrong passphrase and a changed
+byte are both refused before anything is extracted.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tarfile
@@ -13,6 +18,12 @@ from typing import Any, BinaryIO
 
 from ansible_collections.rampart.mqtt.plugins.module_utils.pki import common
 from ansible_collections.rampart.mqtt.plugins.module_utils.values import git_checkout_of
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+MAGIC = b"rampart-pki-backup v1 scrypt aes-256-gcm\n"
+MIN_PASSPHRASE = 12
 
 
 def custody_problems(pki_dir: str, passphrase: str, disposable: bool) -> list[str]:
@@ -40,12 +51,13 @@ def _is_secret(path: Path) -> bool:
     return path.suffix in (".key", ".p12") or path.name == "key.pem"
 
 
-def backup(pki_dir: str | os.PathLike[str], archive_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Write the whole ``pki_dir`` to a gzip tar at ``archive_path`` (mode 0600, atomic).
+def backup(pki_dir: str | os.PathLike[str], archive_path: str | os.PathLike[str],
+           passphrase: bytes | None = None) -> dict[str, Any]:
+    """Write the whole ``pki_dir`` to a gzip tar at ``archive_path`` (mode 0600, atomic), sealed with
+    ``passphrase`` (see the module's docstring) unless it is None.
 
-    Members are relative to ``pki_dir`` (``ca/ca.key``, ``clients/alice/key.pem``...), so a single
-    file can be brought back with ``tar -xzf ARCHIVE -C PKI_DIR ca/ca.key``. The archive holds
-    every key: store it like the CA itself (encrypted, offline). Returns ``{path, files}``.
+    Members are relative to ``pki_dir`` (``ca/ca.key``, ``clients/alice/key.pem``...). The archive holds every
+    key: an unencrypted one must be stored like the CA itself. Returns ``{path, files, encrypted}``.
     """
     root = Path(pki_dir).resolve()
     archive = Path(archive_path).resolve()
@@ -53,10 +65,37 @@ def backup(pki_dir: str | os.PathLike[str], archive_path: str | os.PathLike[str]
         raise common.PkiError(f"{root} holds no CA (ca/ca.crt); nothing to back up")
     if archive.is_relative_to(root):
         raise common.PkiError(f"the archive {archive} must be outside {root}")
+    if passphrase is not None and len(passphrase) < MIN_PASSPHRASE:
+        raise common.PkiError(f"the backup passphrase is shorter than {MIN_PASSPHRASE} characters")
+    buffer = io.BytesIO()
+    files = _write_tar(buffer, root)
+    data = buffer.getvalue() if passphrase is None else _seal(buffer.getvalue(), passphrase)
     archive.parent.mkdir(parents=True, exist_ok=True)
-    with common.atomic_file(archive, common.KEY_MODE) as fh:
-        files = _write_tar(fh, root)
-    return {"path": str(archive), "files": files}
+    common.write_atomic(archive, data, common.KEY_MODE)
+    return {"path": str(archive), "files": files, "encrypted": passphrase is not None}
+
+
+def _key(passphrase: bytes, salt: bytes) -> bytes:
+    return Scrypt(salt=salt, length=32, n=2**15, r=8, p=1).derive(passphrase)
+
+
+def _seal(data: bytes, passphrase: bytes) -> bytes:
+    salt, nonce = os.urandom(16), os.urandom(12)
+    return MAGIC + salt + nonce + AESGCM(_key(passphrase, salt)).encrypt(nonce, data, MAGIC)
+
+
+def _unseal(archive: Path, data: bytes, passphrase: bytes | None) -> bytes:
+    """The gzip tar inside an encrypted archive (PkiError without the right passphrase), or ``data`` as it is."""
+    if not data.startswith(MAGIC):
+        return data
+    if not passphrase:
+        raise common.PkiError(f"{archive} is encrypted; give its passphrase")
+    body = data[len(MAGIC):]
+    salt, nonce, sealed = body[:16], body[16:28], body[28:]
+    try:
+        return AESGCM(_key(passphrase, salt)).decrypt(nonce, sealed, MAGIC)
+    except InvalidTag:
+        raise common.PkiError(f"cannot restore {archive}: wrong passphrase, or the archive was changed") from None
 
 
 def _write_tar(fh: BinaryIO, root: Path) -> int:
@@ -71,8 +110,10 @@ def _write_tar(fh: BinaryIO, root: Path) -> int:
     return files
 
 
-def restore(archive_path: str | os.PathLike[str], pki_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Restore a :func:`backup` archive into ``pki_dir``, which must be absent or empty.
+def restore(archive_path: str | os.PathLike[str], pki_dir: str | os.PathLike[str],
+            passphrase: bytes | None = None) -> dict[str, Any]:
+    """Restore a :func:`backup` archive into ``pki_dir``, which must be absent or empty (an encrypted archive needs
+    its ``passphrase``; it is opened, and refused when wrong or changed, before anything is written).
 
     Extracts with tarfile's ``data`` filter (no absolute paths, links out or devices) into a
     temporary sibling, checks it holds a CA, sets directories 0700 and keys 0600, then renames
@@ -83,10 +124,14 @@ def restore(archive_path: str | os.PathLike[str], pki_dir: str | os.PathLike[str
     target = Path(pki_dir).absolute()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise common.PkiError(f"{target} exists and is not empty; restore into an absent or empty directory")
+    try:
+        data = _unseal(archive, archive.read_bytes(), passphrase)
+    except OSError as exc:
+        raise common.PkiError(f"cannot restore {archive}: {exc}") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.restore."))
     try:
-        _extract(archive, tmp)
+        _extract(archive, data, tmp)
         files = _tighten_modes(tmp)
         if target.exists():
             target.rmdir()
@@ -97,10 +142,11 @@ def restore(archive_path: str | os.PathLike[str], pki_dir: str | os.PathLike[str
     return {"path": str(target), "files": files}
 
 
-def _extract(archive: Path, into: Path) -> None:
-    """Extract safely (tarfile's ``data`` filter); PkiError when it fails or holds no CA."""
+def _extract(archive: Path, data: bytes, into: Path) -> None:
+    """Extract the gzip tar ``data`` (read from ``archive``) safely (tarfile's ``data`` filter); PkiError when it
+    fails or holds no CA."""
     try:
-        with tarfile.open(archive, mode="r:gz") as tar:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             tar.extractall(into, filter="data")
     except (OSError, tarfile.TarError) as exc:
         raise common.PkiError(f"cannot restore {archive}: {exc}") from None
