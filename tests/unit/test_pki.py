@@ -765,6 +765,32 @@ def three_clients(pki_dir: Path) -> Path:
     return pki_dir
 
 
+
+def test_revoking_a_client_revokes_every_certificate_it_still_holds(pki_dir: Path) -> None:
+    """Review M2: a renewal keeps the key, so the device can still present its old certificate until that expires;
+    revoking the client lists the old serial too, and an expired one is not kept."""
+    t0 = dt.datetime.now(dt.UTC) - dt.timedelta(days=380)
+    alice = pki_dir / "clients" / "alice"
+    issue(pki_dir, [CLIENT | {"name": "alice"}], now=t0)
+    expired = serial(alice)
+    issue(pki_dir, [CLIENT | {"name": "alice"}], now=t0 + dt.timedelta(days=398))  # renewed after it expired
+    first = serial(alice)
+    renewal = t0 + dt.timedelta(days=398 + 397 - 20)  # inside the 30-day window: renewed with the same key
+    result = issue(pki_dir, [CLIENT | {"name": "alice"}], now=renewal)
+    assert [r["name"] for r in result["renewed"]] == ["alice"]
+    second = serial(alice)
+    assert len({expired, first, second}) == 3
+    assert sorted(p.name for p in (alice / "previous").iterdir()) == [f"{first:x}.pem"]
+    assert mode(alice / "previous") == 0o700
+    revoked = pki.update_crl(pki_dir, revoked=["alice"], valid_days=30)
+    assert revoked["newly_revoked"] == ["alice"] and revoked["revoked"] == ["alice"]
+    (crl,) = load_crls(pki_dir / "ca" / "crl.pem")
+    assert {r.serial_number for r in crl} == {first, second}
+    state = json.loads((pki_dir / "ca" / "revoked.json").read_text())["revoked"]
+    assert sorted(int(e["serial"], 16) for e in state if e["name"] == "alice") == sorted([first, second])
+    again = pki.update_crl(pki_dir, revoked=["alice"], valid_days=30)
+    assert again["newly_revoked"] == [] and again["changed"] is False
+
 def test_crl_lists_exactly_the_revoked_serials(three_clients: Path) -> None:
     d = three_clients
     now = dt.datetime.now(dt.UTC)

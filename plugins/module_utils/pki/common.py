@@ -343,6 +343,12 @@ class LeafPaths:
     ca: Path
     p12: Path
 
+    @property
+    def previous(self) -> Path:
+        """A client's replaced certificates that were still valid, ``<serial hex>.pem`` (review M2: revoking the
+        client revokes them too)."""
+        return self.dir / "previous"
+
     def as_result(self) -> dict[str, str]:
         return {"cert": str(self.cert), "key": str(self.key), "chain": str(self.chain), "ca": str(self.ca)}
 

@@ -357,9 +357,21 @@ def _sign_leaf(run: _IssueRun, plan: _Plan, ca: Authority, bundle: bool) -> None
         not_before=run.now - common.CLOCK_SKEW,
         not_after=run.now + dt.timedelta(days=run.valid_days),
     )
+    if plan.cert is not None and plan.spec.profile == "client":
+        _keep_previous(plan.paths, plan.cert, run.now, run.batch)
     run.write(plan, key if key is not plan.key else None, cert)
     if bundle or plan.paths.p12.exists():
         _write_p12(plan.paths, key, cert, ca, run.p12_pw if bundle else None, run.batch)
+
+
+def _keep_previous(paths: common.LeafPaths, cert: x509.Certificate, now: dt.datetime,
+                   batch: common.WriteBatch | None) -> None:
+    """Keep a client's certificate that a new one replaces while it is still valid (review M2): a renewal may keep
+    the key, so the device can still present the old certificate, and revoking the client must list it too."""
+    if cert.not_valid_after_utc <= now:
+        return
+    common.ensure_dir(paths.previous, batch)
+    common.write_atomic(paths.previous / f"{cert.serial_number:x}.pem", common.pem([cert]), common.CERT_MODE, batch)
 
 
 # --------------------------------------------------------------------------------------------

@@ -282,28 +282,49 @@ def _report_without_ca(run: _CrlRun, names: list[str]) -> dict[str, Any]:
 
 
 def _record_revocations(run: _CrlRun, names: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every entry of revoked.json plus the new ones for ``names`` (not written yet): (entries, new entries)."""
+    """Every entry of revoked.json plus the new ones for ``names`` (not written yet): (entries, new entries). A
+    name's current certificate and every earlier one still on record (``previous/``, review M2) are revoked."""
     entries = read_revocations(run.layout)
     known = {e["serial"] for e in entries}
     cas = run.h.all_cas()
-    new_entries = []
+    new_entries: list[dict[str, Any]] = []
     for name in names:
-        cert = common.load_cert(run.layout.leaf("client", name).cert)
-        if cert is None:
+        paths = run.layout.leaf("client", name)
+        cert = common.load_cert(paths.cert)
+        previous = [c for c in map(common.load_cert, sorted(paths.previous.glob("*.pem"))) if c is not None]
+        if cert is None and not previous:
             _note_missing_certificate(run, name, entries)
             continue
-        serial = format(cert.serial_number, "x")
-        if serial not in known:
-            issuer = next((ca for ca in cas if ca.issued(cert)), None)
-            if issuer is None:
-                run.warnings.append(f"client {name!r}: its certificate was not issued by this PKI; not revoked")
-                continue
-            new_entries.append(_entry(serial, name, cert, issuer, run.now))
-            known.add(serial)
+        found = _revoke_certificates(run, name, [c for c in (cert,) if c is not None], previous, cas, known)
+        if found is None:
+            continue
+        new_entries += found
+        if found:
             run.result["newly_revoked"].append(name)
         run.result["revoked"].append(name)
     run.result["revoked"].sort()
     return entries + new_entries, new_entries
+
+
+def _revoke_certificates(run: _CrlRun, name: str, current: list[x509.Certificate], previous: list[x509.Certificate],
+                         cas: list[Authority], known: set[str]) -> list[dict[str, Any]] | None:
+    """The new revoked.json entries for one name's certificates (``known`` gains their serials); None when none of
+    them is this PKI's (a foreign current certificate is warned about)."""
+    new_entries, ours = [], False
+    for cert in [*current, *previous]:
+        serial = format(cert.serial_number, "x")
+        if serial in known:
+            ours = True
+            continue
+        issuer = next((ca for ca in cas if ca.issued(cert)), None)
+        if issuer is None:
+            if cert in current:
+                run.warnings.append(f"client {name!r}: its certificate was not issued by this PKI; not revoked")
+            continue
+        ours = True
+        new_entries.append(_entry(serial, name, cert, issuer, run.now))
+        known.add(serial)
+    return new_entries if ours else None
 
 
 def _note_missing_certificate(run: _CrlRun, name: str, entries: list[dict[str, Any]]) -> None:
