@@ -14,8 +14,10 @@ from ansible_collections.rampart.mqtt.plugins.module_utils import apt_sources
 
 from rampart import harness
 
-MIRROR = "http://mirror.example.invalid/debian"
-SECURITY = "http://mirror.example.invalid/debian-security"
+# The fixtures use this machine's own archive (its apt sources, as bootstrap reads them), with a suffix per role,
+# so no archive host name is written here.
+MIRROR = harness.debian_mirror()
+SECURITY = f"{MIRROR}-security"
 
 ONE_LINE = f"""\
 # a comment
@@ -44,9 +46,9 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 """
 
-BACKPORTS_ONLY = """\
+BACKPORTS_ONLY = f"""\
 Types: deb
-URIs: http://backports.example.invalid/debian
+URIs: {MIRROR}-backports
 Suites: bookworm-backports
 Components: main
 """
@@ -69,9 +71,9 @@ def test_suite_must_match_exactly():
 
 
 def test_the_first_file_apt_reads_wins():
-    other = "deb http://other.example.invalid/debian bookworm main\n"
+    other = f"deb {MIRROR}-other bookworm main\n"
     files = {"/etc/apt/sources.list": other, "/etc/apt/sources.list.d/debian.sources": DEB822}
-    assert apt_sources.debian_archive(files, "bookworm") == "http://other.example.invalid/debian"
+    assert apt_sources.debian_archive(files, "bookworm") == f"{MIRROR}-other"
 
 
 def test_filter_reads_slurp_results():
@@ -92,7 +94,7 @@ def apt_dir(tmp_path, monkeypatch):
 def test_control_node_reads_both_formats_like_apt(apt_dir):
     (apt_dir / "sources.list.d" / "debian.sources").write_text(DEB822)
     # Names apt ignores are ignored here too.
-    ignored = "deb http://ignored.example.invalid/debian bookworm main\n"
+    ignored = f"deb {MIRROR}-ignored bookworm main\n"
     (apt_dir / "sources.list.d" / "aaa.list.disabled").write_text(ignored)
     assert harness.debian_mirror(apt_dir) == MIRROR
     (apt_dir / "sources.list").write_text(ONE_LINE.replace(MIRROR, MIRROR + "2"))
