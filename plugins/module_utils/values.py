@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 
 def as_int(value: Any, default: int = 0) -> int:
     """What Jinja's ``int`` filter makes of ``value``: an int, a numeric string ("12", "3.0"), else ``default``."""
@@ -26,10 +28,8 @@ def json_text(value: Any) -> str:
 
 
 def as_bool(value: Any) -> bool:
-    """What Ansible's ``bool`` filter makes of ``value``: yes/true/on/1 (any case) are true, the rest false."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("yes", "on", "1", "true", "y", "t")
-    return bool(value)
+    """What Ansible's ``bool`` filter makes of ``value`` (its own converter): yes/true/on/1 are true, the rest false."""
+    return boolean(value.strip() if isinstance(value, str) else value, strict=False)
 
 
 def git_checkout_of(path: str) -> Path | None:
