@@ -1,4 +1,4 @@
-"""Filter for the checks of playbooks/vars/wiring.yml; logic in module_utils.wiring (unit-tested there)."""
+"""Filter for the checks of roles/wiring/vars/main.yml; logic in module_utils.wiring (unit-tested there)."""
 
 from __future__ import annotations
 

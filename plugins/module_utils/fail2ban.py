@@ -13,7 +13,7 @@ _SOURCE_RE = re.compile(r"[0-9A-Fa-f:.]+(/[0-9]{1,3})?")
 
 def problems(s: Mapping[str, Any]) -> list[str]:
     """Every problem in the role's variables, each naming the variable (empty when valid). ``s`` maps the role's
-    variable names to their values; ``fail2ban_wired_ignore_ips`` is what playbooks/vars/wiring.yml adds."""
+    variable names to their values; ``fail2ban_wired_ignore_ips`` is what roles/wiring/vars/main.yml adds."""
     out = []
     bantime, auth_find, flood_find = (s.get(k) for k in (
         "fail2ban_bantime", "fail2ban_mosquitto_auth_findtime", "fail2ban_mosquitto_flood_findtime"))

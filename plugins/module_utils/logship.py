@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible_collections.rampart.mqtt.plugins.module_utils.addresses import is_ip_address, is_unspecified_address
+from ansible_collections.rampart.mqtt.plugins.module_utils.pki.names import is_valid_dns_name
 from ansible_collections.rampart.mqtt.plugins.module_utils.values import as_int, json_text
 
 # Must equal log_collector_port in roles/log_collector/defaults/main.yml (a unit test checks it).
@@ -71,9 +72,6 @@ _PATH_RE = re.compile(r"/[!-~]+")
 def collector_problems(s: Mapping[str, Any]) -> list[str]:
     """Cross-field checks of the log_collector role's variables the argument spec cannot express, each naming the
     variable (empty when valid). ``s`` maps the role's variable names to their values."""
-    # Imported here: pki imports cryptography, which the senders' checks never need.
-    from ansible_collections.rampart.mqtt.plugins.module_utils.pki import is_valid_dns_name
-
     problems = []
     address = s.get("log_collector_bind_address")
     if not is_ip_address(address) or is_unspecified_address(address):
@@ -102,7 +100,7 @@ def collector_problems(s: Mapping[str, Any]) -> list[str]:
                         "goes into the collector's certificate, and every sender verifies it.")
     if not all(s.get(f"log_collector_tls_{k}_src") for k in ("ca", "cert", "key")):
         problems.append("log_collector_tls_ca_src, log_collector_tls_cert_src and log_collector_tls_key_src must "
-                        "name files on the control node (playbooks/vars/wiring.yml sets them from the pki role's "
+                        "name files on the control node (roles/wiring/vars/main.yml sets them from the pki role's "
                         "layout).")
     return problems
 
@@ -139,5 +137,5 @@ def shipping_problems(s: Mapping[str, Any]) -> list[str]:
                         f"log_shipping_retry_interval_max ({retry_max}) not below it.")
     if not all(s.get(f"log_shipping_tls_{k}_src") for k in ("ca", "cert", "key")):
         problems.append("log_shipping_tls_ca_src, log_shipping_tls_cert_src and log_shipping_tls_key_src must name "
-                        "files on the control node (playbooks/vars/wiring.yml sets them from the pki role's layout).")
+                        "files on the control node (roles/wiring/vars/main.yml sets them from the pki role's layout).")
     return problems

@@ -13,9 +13,9 @@ from typing import Any
 
 from ansible_collections.rampart.mqtt.plugins.module_utils import passwords
 from ansible_collections.rampart.mqtt.plugins.module_utils.addresses import is_unspecified_address
+from ansible_collections.rampart.mqtt.plugins.module_utils.pki.names import NAME_RE, is_valid_dns_name
 from ansible_collections.rampart.mqtt.plugins.module_utils.values import json_text
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 AUTH_TYPES = ("password", "certificate")
 ACL_ACCESS = ("read", "write", "readwrite", "deny")
 TLS_VERSIONS = ("tlsv1.2", "tlsv1.3")
@@ -123,10 +123,8 @@ def validate(settings: dict[str, Any]) -> list[str]:
 
 
 def wiring_problems(s: dict[str, Any]) -> list[str]:
-    """What playbooks/vars/wiring.yml and the inventory give the role besides its own settings: the name clients
+    """What roles/wiring/vars/main.yml and the inventory give the role besides its own settings: the name clients
     verify the broker with, and the control-node files of its certificate."""
-    from ansible_collections.rampart.mqtt.plugins.module_utils.pki import is_valid_dns_name  # needs cryptography
-
     errors = []
     name = s.get("mosquitto_tls_server_name")
     if not is_valid_dns_name(name):
@@ -135,7 +133,7 @@ def wiring_problems(s: dict[str, Any]) -> list[str]:
     files = [s.get(f"mosquitto_tls_{k}_src") for k in ("ca", "cert", "key")]
     if not all(files):
         errors.append("mosquitto_tls_ca_src, mosquitto_tls_cert_src and mosquitto_tls_key_src must name files on the "
-                      "control node (playbooks/vars/wiring.yml sets them from the pki role's layout); got "
+                      "control node (roles/wiring/vars/main.yml sets them from the pki role's layout); got "
                       f"{json_text(files)}.")
     return errors
 

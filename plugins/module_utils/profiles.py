@@ -1,7 +1,7 @@
 """Security profiles (guide 002, section 9.9): what each of basic, enhanced and high requires of a host.
 
 ``rampart_profile`` (default enhanced) selects the defaults the roles deploy (roles/mosquitto/defaults and
-playbooks/vars/wiring.yml read it) and validation refuses an inventory that declares a profile and then
+roles/wiring/vars/main.yml read it) and validation refuses an inventory that declares a profile and then
 overrides one of its settings with something weaker (``problems``). basic and enhanced deploy the same
 hardened defaults (Rampart never deploys below them); they differ in what the audit checks. high deploys
 TLS 1.3 only, the certificate listener only, and MQTT reachable only through the VPN, and requires a collector.

@@ -1,4 +1,4 @@
-"""The checks of playbooks/vars/wiring.yml: the contracts between the roles and the inventory knobs that belong to
+"""The checks of roles/wiring/vars/main.yml: the contracts between the roles and the inventory knobs that belong to
 no role, each problem naming the variable the operator wrote (never the role variable it becomes).
 
 playbooks/validate.yml runs :func:`problems` on every host, before any role's own checks.

@@ -92,6 +92,6 @@ def test_server_certificate_presented_as_client_certificate_refused(broker, cert
                                 not_after=NOW + datetime.timedelta(hours=1), eku=ExtendedKeyUsageOID.SERVER_AUTH)
     res = handshake(broker, cert_client, crt, key)
     assert res.outcome in ("tls-error", "closed"), res
-    server_dir = PKI_DIR / "servers" / f"mqtt-{broker['name']}"  # the broker's certificate (playbooks/vars/wiring.yml)
+    server_dir = PKI_DIR / "servers" / f"mqtt-{broker['name']}"  # the broker's certificate (roles/wiring/vars/main.yml)
     res = handshake(broker, cert_client, str(server_dir / "chain.pem"), str(server_dir / "key.pem"))
     assert res.outcome in ("tls-error", "closed"), res

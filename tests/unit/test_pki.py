@@ -1097,15 +1097,15 @@ def snapshot_content(root_dir: Path) -> dict[str, bytes]:
 
 def test_custody_problems_name_the_variable(tmp_path: Path) -> None:
     """Review M5: a relative pki_dir always; an unencrypted key or a pki_dir in a git checkout unless disposable."""
-    from ansible_collections.rampart.mqtt.plugins.module_utils.pki import custody
+    from ansible_collections.rampart.mqtt.plugins.module_utils.pki import settings
 
     outside = tmp_path / "ca"
-    assert custody.custody_problems(str(outside), "secret", False) == []
-    assert custody.custody_problems(str(outside), "", True) == []
-    assert any("pki_dir ('pki') is relative" in p for p in custody.custody_problems("pki", "secret", True))
-    assert any("pki_ca_key_passphrase is empty" in p for p in custody.custody_problems(str(outside), "", False))
+    assert settings.custody_problems(str(outside), "secret", False) == []
+    assert settings.custody_problems(str(outside), "", True) == []
+    assert any("pki_dir ('pki') is relative" in p for p in settings.custody_problems("pki", "secret", True))
+    assert any("pki_ca_key_passphrase is empty" in p for p in settings.custody_problems(str(outside), "", False))
     (tmp_path / "repo" / ".git").mkdir(parents=True)
     inside = tmp_path / "repo" / "state" / "pki"
-    problems = custody.custody_problems(str(inside), "secret", False)
+    problems = settings.custody_problems(str(inside), "secret", False)
     assert any(f"is inside the git checkout {tmp_path / 'repo'}" in p for p in problems), problems
-    assert custody.custody_problems(str(inside), "", True) == []
+    assert settings.custody_problems(str(inside), "", True) == []

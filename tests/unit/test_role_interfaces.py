@@ -12,7 +12,9 @@ import yaml
 
 from tests.support import ROLES_DIR
 
-ROLES = sorted(p for p in (ROLES_DIR).iterdir() if p.is_dir())
+# The roles that do something; the wiring role (variables only, below) sets their variables.
+ROLES = sorted(p for p in (ROLES_DIR).iterdir() if p.is_dir() and (p / "tasks").is_dir())
+WIRING = ROLES_DIR / "wiring"
 
 
 @pytest.fixture(params=ROLES, ids=[r.name for r in ROLES])
@@ -53,6 +55,16 @@ def test_internal_variables_are_double_underscored(role):
     vars_file = role / "vars" / "main.yml"
     if vars_file.exists():
         assert all(name.startswith(f"__{role.name}_") for name in load(vars_file))
+
+
+def test_the_wiring_role_sets_only_internal_variables_and_variables_other_roles_declare():
+    """The wiring role holds every contract between the roles and nothing else: no tasks, no defaults, and each of
+    its variables is either internal (__rampart_) or an option of another role's argument spec."""
+    assert sorted(p.name for p in WIRING.iterdir()) == ["README.md", "meta", "vars"]
+    declared = {name for role in ROLES for spec in load(role / "meta" / "argument_specs.yml")["argument_specs"].values()
+                for name in spec.get("options", {})}
+    wired = set(load(WIRING / "vars" / "main.yml"))
+    assert wired - declared == {name for name in wired if name.startswith("__rampart_")}
 
 
 def test_role_has_a_readme(role):

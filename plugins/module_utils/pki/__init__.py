@@ -25,7 +25,8 @@ The package is cut along those seams: ``common`` (constants, errors, validation,
 file writing), ``authority`` (a loaded CA: signs certificates and CRLs), ``hierarchy`` (root and
 intermediates on disk, :func:`ensure_ca`, rotation), ``issuance`` (leaves, re-issue rules, bundles,
 PKCS#12), ``revocation`` (``revoked.json``, CRLs) and ``custody`` (backup, restore). Callers use
-the names re-exported here, as ``pki.<name>``.
+the names re-exported here, as ``pki.<name>``. They are loaded on first use (PEP 562), so that importing
+``pki.names`` or ``pki.settings`` for validation, in every Ansible worker, never loads ``cryptography``.
 
 Layout under ``pki_dir`` (every directory 0700, every private key 0600)::
 
@@ -48,71 +49,61 @@ Key material and passphrases never leave this package: results carry names, reas
 
 from __future__ import annotations
 
-from ansible_collections.rampart.mqtt.plugins.module_utils.pki.authority import CertificateAuthority
-from ansible_collections.rampart.mqtt.plugins.module_utils.pki.common import (
-    CERT_MODE,
-    DEFAULT_KEY_TYPE,
-    DIR_MODE,
-    KEY_MODE,
-    KEY_TYPES,
-    PROFILES,
-    CertSpec,
-    Layout,
-    LeafPaths,
-    PkiError,
-    check_key_type,
-    generate_key,
-    is_ip_address,
-    is_unspecified_address,
-    is_valid_dns_name,
-    is_valid_name,
-    key_type_of,
-    validate_specs,
-)
-from ansible_collections.rampart.mqtt.plugins.module_utils.pki.custody import MIN_PASSPHRASE as MIN_BACKUP_PASSPHRASE
-from ansible_collections.rampart.mqtt.plugins.module_utils.pki.custody import backup, restore
-from ansible_collections.rampart.mqtt.plugins.module_utils.pki.hierarchy import (
-    Hierarchy,
-    ensure_ca,
-    load_hierarchy,
-    load_issuing_ca,
-)
-from ansible_collections.rampart.mqtt.plugins.module_utils.pki.issuance import issue
-from ansible_collections.rampart.mqtt.plugins.module_utils.pki.revocation import (
-    read_revocations,
-    revoked_serials,
-    update_crl,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "CERT_MODE",
-    "DEFAULT_KEY_TYPE",
-    "DIR_MODE",
-    "KEY_MODE",
-    "KEY_TYPES",
-    "MIN_BACKUP_PASSPHRASE",
-    "PROFILES",
-    "CertSpec",
-    "CertificateAuthority",
-    "Hierarchy",
-    "Layout",
-    "LeafPaths",
-    "PkiError",
-    "backup",
-    "check_key_type",
-    "ensure_ca",
-    "generate_key",
-    "is_ip_address",
-    "is_unspecified_address",
-    "is_valid_dns_name",
-    "is_valid_name",
-    "issue",
-    "key_type_of",
-    "load_hierarchy",
-    "load_issuing_ca",
-    "read_revocations",
-    "restore",
-    "revoked_serials",
-    "update_crl",
-    "validate_specs",
-]
+# name -> (submodule, attribute)
+_EXPORTS = {
+    # .authority
+    "CertificateAuthority": ("authority", "CertificateAuthority"),
+    # .common
+    "CERT_MODE": ("common", "CERT_MODE"),
+    "DEFAULT_KEY_TYPE": ("common", "DEFAULT_KEY_TYPE"),
+    "DIR_MODE": ("common", "DIR_MODE"),
+    "KEY_MODE": ("common", "KEY_MODE"),
+    "KEY_TYPES": ("common", "KEY_TYPES"),
+    "PROFILES": ("common", "PROFILES"),
+    "CertSpec": ("common", "CertSpec"),
+    "Layout": ("common", "Layout"),
+    "LeafPaths": ("common", "LeafPaths"),
+    "PkiError": ("common", "PkiError"),
+    "check_key_type": ("common", "check_key_type"),
+    "generate_key": ("common", "generate_key"),
+    "is_ip_address": ("common", "is_ip_address"),
+    "is_unspecified_address": ("common", "is_unspecified_address"),
+    "is_valid_dns_name": ("names", "is_valid_dns_name"),
+    "is_valid_name": ("names", "is_valid_name"),
+    "key_type_of": ("common", "key_type_of"),
+    "validate_specs": ("common", "validate_specs"),
+    # .custody
+    "MIN_BACKUP_PASSPHRASE": ("custody", "MIN_PASSPHRASE"),
+    "backup": ("custody", "backup"),
+    "restore": ("custody", "restore"),
+    # .hierarchy
+    "Hierarchy": ("hierarchy", "Hierarchy"),
+    "ensure_ca": ("hierarchy", "ensure_ca"),
+    "load_hierarchy": ("hierarchy", "load_hierarchy"),
+    "load_issuing_ca": ("hierarchy", "load_issuing_ca"),
+    # .issuance
+    "issue": ("issuance", "issue"),
+    # .revocation
+    "read_revocations": ("revocation", "read_revocations"),
+    "revoked_serials": ("revocation", "revoked_serials"),
+    "update_crl": ("revocation", "update_crl"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

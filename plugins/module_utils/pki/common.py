@@ -11,7 +11,6 @@ import ctypes
 import datetime as dt
 import ipaddress
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,6 +19,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ansible_collections.rampart.mqtt.plugins.module_utils.addresses import is_ip_address, is_unspecified_address  # noqa: F401
+from ansible_collections.rampart.mqtt.plugins.module_utils.pki.names import (  # noqa: F401  (re-exported)
+    NAME_RE,
+    check_dns_name,
+    is_valid_dns_name,
+    is_valid_name,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -37,9 +42,6 @@ CERT_MODE = 0o644
 # accepts them (OpenSSL rejects a CRL whose lastUpdate lies in the future).
 CLOCK_SKEW = dt.timedelta(minutes=5)
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-# One DNS label (LDH, RFC 1123); a DNS name may start with a single "*." wildcard label.
-_DNS_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 # X.520 upper bound for a common name.
 CN_MAX = 64
 
@@ -92,33 +94,6 @@ def check_positive_int(label: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
-def _check_dns_name(cert_name: str, dns: Any) -> str:
-    if not isinstance(dns, str) or not dns:
-        raise ValueError(f"certificate {cert_name!r}: DNS name {dns!r} must be a non-empty string")
-    if is_ip_address(dns):
-        raise ValueError(f"certificate {cert_name!r}: DNS name {dns!r} is an IP address; list it under ip_addresses")
-    labels = dns[:-1].split(".") if dns.endswith(".") else dns.split(".")
-    if labels[0] == "*" and len(labels) > 2:
-        labels = labels[1:]
-    if len(dns) > 253 or not all(_DNS_LABEL_RE.fullmatch(label) for label in labels):
-        raise ValueError(f"certificate {cert_name!r}: {dns!r} is not a valid DNS name")
-    return dns.rstrip(".")
-
-
-def is_valid_name(value: Any) -> bool:
-    """True for a usable certificate name (it becomes a directory name and the CN)."""
-    return isinstance(value, str) and NAME_RE.fullmatch(value) is not None
-
-
-def is_valid_dns_name(value: Any) -> bool:
-    """True for a DNS name this module accepts in a subjectAltName (not an IP address)."""
-    try:
-        _check_dns_name("-", value)
-    except ValueError:
-        return False
-    return True
-
-
 def validate_specs(certificates: Iterable[Mapping[str, Any]]) -> list[CertSpec]:
     """Turn raw certificate specs into :class:`CertSpec` objects or raise ValueError.
 
@@ -153,7 +128,7 @@ def _validate_spec(index: int, raw: Any, seen: dict[str, str]) -> CertSpec:
     ip_raw = raw.get("ip_addresses") or []
     if isinstance(dns_raw, str) or isinstance(ip_raw, str):
         raise ValueError(f"certificate {name!r}: dns_names and ip_addresses must be lists")
-    dns_names = tuple(dict.fromkeys(_check_dns_name(name, d) for d in dns_raw))
+    dns_names = tuple(dict.fromkeys(check_dns_name(name, d) for d in dns_raw))
     ips = _check_ip_addresses(name, ip_raw)
     if profile == "server" and not dns_names and not ips:
         raise ValueError(f"server certificate {name!r} needs at least one DNS name or IP address")

@@ -17,34 +17,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ansible_collections.rampart.mqtt.plugins.module_utils.pki import common
-from ansible_collections.rampart.mqtt.plugins.module_utils.values import git_checkout_of
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 MAGIC = b"rampart-pki-backup v1 scrypt aes-256-gcm\n"
 MIN_PASSPHRASE = 12
-
-
-def custody_problems(pki_dir: str, passphrase: str, disposable: bool) -> list[str]:
-    """Where and how the CA key may be kept (review M5), each problem naming the variable. ``disposable``
-    (pki_disposable: true) marks a throw-away test CA, such as the lab's and Molecule's, which may be unencrypted
-    and live in the checkout's git-ignored state."""
-    problems = []
-    if not os.path.isabs(str(pki_dir)):
-        problems.append(f"pki_dir ({pki_dir!r}) is relative: the CA would depend on the directory ansible-playbook "
-                        "runs from; give an absolute path outside any git checkout.")
-        return problems
-    if disposable:
-        return problems
-    if not passphrase:
-        problems.append("pki_ca_key_passphrase is empty, so the CA keys would be stored unencrypted; set it from the "
-                        "vault (pki_disposable: true only for a throw-away test CA such as the lab's).")
-    checkout = git_checkout_of(pki_dir)
-    if checkout is not None:
-        problems.append(f"pki_dir ({pki_dir}) is inside the git checkout {checkout}: one 'git add -A' would commit "
-                        "the CA key; move it outside.")
-    return problems
 
 
 def _is_secret(path: Path) -> bool:

@@ -6,16 +6,13 @@ The cross-field rules the argument spec cannot express, each problem naming the 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.rampart.mqtt.plugins.module_utils.pki.common import (
-    is_ip_address,
-    is_valid_dns_name,
-    is_valid_name,
-)
-from ansible_collections.rampart.mqtt.plugins.module_utils.pki.custody import custody_problems
-from ansible_collections.rampart.mqtt.plugins.module_utils.values import as_bool, as_int, json_text
+from ansible_collections.rampart.mqtt.plugins.module_utils.addresses import is_ip_address
+from ansible_collections.rampart.mqtt.plugins.module_utils.pki.names import is_valid_dns_name, is_valid_name
+from ansible_collections.rampart.mqtt.plugins.module_utils.values import as_bool, as_int, git_checkout_of, json_text
 
 _NAME_RULE = "1-64 characters from A-Z a-z 0-9 . _ -"
 
@@ -52,6 +49,27 @@ def problems(s: Mapping[str, Any]) -> list[str]:
     if len(set(map(str, names))) != len(names):
         out.append(f"pki_server_certificates lists a name more than once ({json_text(names)}); two certificates with "
                    "one name would overwrite each other.")
+    return out
+
+
+def custody_problems(pki_dir: str, passphrase: str, disposable: bool) -> list[str]:
+    """Where and how the CA key may be kept (review M5), each problem naming the variable. ``disposable``
+    (pki_disposable: true) marks a throw-away test CA, such as the lab's and Molecule's, which may be unencrypted
+    and live in the checkout's git-ignored state."""
+    out: list[str] = []
+    if not os.path.isabs(str(pki_dir)):
+        out.append(f"pki_dir ({pki_dir!r}) is relative: the CA would depend on the directory ansible-playbook "
+                        "runs from; give an absolute path outside any git checkout.")
+        return out
+    if disposable:
+        return out
+    if not passphrase:
+        out.append("pki_ca_key_passphrase is empty, so the CA keys would be stored unencrypted; set it from the "
+                        "vault (pki_disposable: true only for a throw-away test CA such as the lab's).")
+    checkout = git_checkout_of(pki_dir)
+    if checkout is not None:
+        out.append(f"pki_dir ({pki_dir}) is inside the git checkout {checkout}: one 'git add -A' would commit "
+                        "the CA key; move it outside.")
     return out
 
 
