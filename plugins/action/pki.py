@@ -39,6 +39,8 @@ ARGUMENT_SPEC = {
     "ca_key_passphrase": {"type": "str", "default": "", "no_log": True},
     "update_crl": {"type": "bool", "default": True},
     "revoked": {"type": "list", "elements": "str", "default": []},
+    # Every client name the deployment still has; with update_crl, any other client folder is retired (review M3).
+    "keep_clients": {"type": "list", "elements": "str"},
     "crl_valid_days": {"type": "int", "default": 30},
     "crl_renew_before_days": {"type": "int", "default": 15},
     "pkcs12_passphrase": {"type": "str", "default": "", "no_log": True},
@@ -97,6 +99,7 @@ ISSUE_KEYWORDS = {
 }
 CRL_KEYWORDS = {
     "revoked": "revoked",
+    "keep_clients": "keep_clients",
     "crl_valid_days": "valid_days",
     "crl_renew_before_days": "renew_before_days",
     "intermediate_overlap_days": "intermediate_overlap_days",
@@ -164,7 +167,10 @@ def _summary(pki_dir: str, result: dict) -> str:
     lines += [f"~ {item['name']}: re-issue ({item['reason']})" for item in result["renewed"]]
     lines += [f"~ {item['name']}: repair ({item['reason']})" for item in result["repaired"]]
     crl = result.get("crl") or {}
-    lines += [f"- {name}: revoke" for name in crl.get("newly_revoked", [])]
+    retired = crl.get("retired", [])
+    lines += [f"- {name}: revoke" for name in crl.get("newly_revoked", []) if name not in retired]
+    lines += [f"- {name}: retire (not in the inventory: revoke every certificate, move the folder to "
+              "retired-clients/)" for name in retired]
     for name, item in (("crl.pem", crl), ("root-crl.pem", crl.get("root") or {})):
         if item.get("reason") == "new":
             lines.append(f"+ {name}: sign")

@@ -19,6 +19,11 @@ def mqtt_client_problems(names: list, clients: list) -> list[str]:
     return mosquitto.client_host_problems(list(names), [dict(c) for c in clients])
 
 
+def certificate_client_names(clients: list) -> list[str]:
+    """The names of the certificate clients in a mosquitto_clients list (review M3 and the certificates play)."""
+    return mosquitto.certificate_client_names([dict(c) if hasattr(c, "keys") else c for c in clients or []])
+
+
 def mosquitto_password_file(clients: list, existing_b64: str = "", iterations: int = 10000) -> str:
     """The password file: unchanged users keep their line, changed ones get a new hash."""
     existing = base64.b64decode(existing_b64).decode() if existing_b64 else ""
@@ -36,6 +41,7 @@ def mosquitto_acl_lines(clients: list, patterns: list | None = None) -> list[str
 class FilterModule:
     def filters(self):
         return {
+            "certificate_client_names": certificate_client_names,
             "mosquitto_problems": mosquitto_problems,
             "mqtt_client_problems": mqtt_client_problems,
             "mosquitto_password_file": mosquitto_password_file,

@@ -138,6 +138,16 @@ def wiring_problems(s: dict[str, Any]) -> list[str]:
     return errors
 
 
+def certificate_client_names(clients: Any) -> list[str]:
+    """The names of the certificate clients in a ``mosquitto_clients`` list, in order. Entries that are not a mapping
+    with a valid name are skipped: the list may be a broker's that this run (under --limit) did not validate."""
+    if not isinstance(clients, list):
+        return []
+    return [c["name"] for c in clients
+            if isinstance(c, dict) and c.get("auth") == "certificate" and isinstance(c.get("name"), str)
+            and NAME_RE.fullmatch(c["name"])]
+
+
 def client_host_problems(names: list[Any], clients: list[dict[str, Any]]) -> list[str]:
     """A client host's mqtt_client_names: every name must be a client of the inventory (review L13: a typo left the
     host without its credentials, silently)."""

@@ -97,6 +97,15 @@ options:
     type: list
     elements: str
     default: []
+  keep_clients:
+    description:
+      - Every client name the deployment still has (review M3). With O(update_crl), the folder of any other client
+        under C(clients/) is retired - every certificate it holds, current and C(previous/), is revoked; once
+        C(ca/revoked.json) records them the folder moves whole to C(retired-clients/<name>-<UTC time>) - so a name that
+        comes back gets a new key and serial.
+      - Unset (the default), nothing is retired. An empty list retires every client folder.
+    type: list
+    elements: str
   crl_valid_days:
     description: Lifetime of a newly signed CRL (nextUpdate) in days.
     type: int
@@ -225,6 +234,7 @@ crl:
     reason: {description: Why ca/crl.pem was (would be) re-signed, or null., type: str}
     revoked: {description: Names in O(revoked) whose certificate is on a CRL., type: list}
     newly_revoked: {description: Names revoked in this run., type: list}
+    retired: {description: Client folders retired in this run (see O(keep_clients))., type: list}
     entries: {description: Serials on the current intermediate's CRL., type: int}
     root: {description: C(changed), C(path), C(next_update) and C(reason) of C(ca/root-crl.pem)., type: dict}
 issued:

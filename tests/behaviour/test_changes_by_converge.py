@@ -4,12 +4,15 @@
     changes, a connected session survives (a reload, not a restart), and the next converge changes nothing;
   * a configuration the broker rejects fails the run and leaves the broker serving on its previous
     configuration, both when mosquitto's own parser rejects it and when the broker fails to start;
-  * on a first deployment (no previous configuration) such a broker is stopped and disabled.
+  * on a first deployment (no previous configuration) such a broker is stopped and disabled;
+  * a certificate client removed from the inventory is revoked and its folder retired (review M3).
 """
 
 import copy
 import hashlib
+import shutil
 import ssl
+from pathlib import Path
 
 import pytest
 
@@ -155,6 +158,34 @@ def test_revocation_closes_the_loop_without_a_restart(tmp_path):
     finally:
         run = converge(None, tmp_path)
         assert run.rc == 0, run.output[-3000:]
+
+
+def test_a_certificate_client_removed_from_the_inventory_is_refused_and_its_folder_retired(tmp_path):
+    """Review M3: deleting a device's entry, the natural way to decommission it, revokes it. The next converge
+    revokes every certificate it held and moves its folder to retired-clients/ (so the name, if it comes back, gets
+    a new key), and the broker refuses the old certificate at the handshake while other devices still get in."""
+    clients = inventory_clients()
+    broker = LAB["brokers"][0]
+    port = broker["listeners"]["certificate"]
+    keeper = next(c for c in LAB["clients"] if c["auth"] == "certificate" and c["expect"] == "allowed")
+    gone = {"name": "rampart-probe-gone", "auth": "certificate", "publish": ["devices/%u/status"]}
+    clients_dir = Path(keeper["certfile"]).parent.parent
+    try:
+        run = converge({"mosquitto_clients": [*clients, gone]}, tmp_path)
+        assert run.rc == 0, run.output[-3000:]
+        # The device keeps its own copy of its key and chain, as a real one would.
+        for name in ("chain.pem", "key.pem"):
+            shutil.copy(clients_dir / gone["name"] / name, tmp_path / name)
+        certfile, keyfile = str(tmp_path / "chain.pem"), str(tmp_path / "key.pem")
+        assert probe(broker, port, certfile=certfile, keyfile=keyfile).accepted
+    finally:
+        run = converge(None, tmp_path)  # the inventory without the device
+    assert run.rc == 0, run.output[-3000:]
+    assert not (clients_dir / gone["name"]).exists()
+    assert [p for p in (clients_dir.parent / "retired-clients").iterdir() if p.name.startswith(f"{gone['name']}-")]
+    refused = probe(broker, port, certfile=certfile, keyfile=keyfile)
+    assert refused.outcome in ("tls-error", "closed"), refused
+    assert probe(broker, port, certfile=keeper["certfile"], keyfile=keeper["keyfile"]).accepted
 
 
 def test_high_profile_deploys_tls13_and_certificates_only(tmp_path):

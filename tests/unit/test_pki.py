@@ -791,6 +791,35 @@ def test_revoking_a_client_revokes_every_certificate_it_still_holds(pki_dir: Pat
     again = pki.update_crl(pki_dir, revoked=["alice"], valid_days=30)
     assert again["newly_revoked"] == [] and again["changed"] is False
 
+def test_a_client_the_deployment_no_longer_has_is_revoked_and_its_name_comes_back_with_a_new_key(
+        three_clients: Path) -> None:
+    """Review M3: keep_clients names every client the deployment still has. Check mode reports the retirement and
+    writes nothing; the run revokes every certificate of the others (current and previous), moves their folders
+    whole to retired-clients/, and a name that comes back is issued a new key and serial."""
+    d = three_clients
+    bob = d / "clients" / "bob"
+    old_serial, old_key = serial(bob), (bob / "key.pem").read_bytes()
+    before = snapshot(d)
+    dry = pki.update_crl(d, keep_clients=["alice", "carol"], valid_days=30, check_mode=True)
+    assert dry["changed"] and dry["retired"] == ["bob"] and dry["newly_revoked"] == ["bob"]
+    assert snapshot(d) == before
+    result = pki.update_crl(d, keep_clients=["alice", "carol"], valid_days=30)
+    assert result["retired"] == ["bob"] and result["newly_revoked"] == ["bob"]
+    (crl,) = load_crls(d / "ca" / "crl.pem")
+    assert {r.serial_number for r in crl} == {old_serial}
+    assert not bob.exists() and sorted(p.name for p in (d / "clients").iterdir()) == ["alice", "carol"]
+    (kept,) = (d / "retired-clients").iterdir()
+    assert kept.name.startswith("bob-") and (kept / "key.pem").read_bytes() == old_key
+    assert mode(d / "retired-clients") == 0o700
+    again = pki.update_crl(d, keep_clients=["alice", "carol"], valid_days=30)
+    assert again["changed"] is False and again["retired"] == []
+    back = issue(d, [{"name": n, "profile": "client"} for n in ("alice", "bob", "carol")])
+    assert back["issued"] == ["bob"]
+    assert serial(bob) != old_serial and (bob / "key.pem").read_bytes() != old_key
+    assert pki.update_crl(d, keep_clients=["alice", "bob", "carol"], valid_days=30)["retired"] == []
+    assert pki.update_crl(d, valid_days=30)["retired"] == [], "without keep_clients nothing is retired"
+
+
 def test_crl_lists_exactly_the_revoked_serials(three_clients: Path) -> None:
     d = three_clients
     now = dt.datetime.now(dt.UTC)

@@ -175,6 +175,26 @@ def test_revocation_through_the_role(tmp_path: Path) -> None:
         assert secret not in out + out2
 
 
+def test_a_client_dropped_from_the_list_is_revoked_and_its_folder_retired(tmp_path: Path) -> None:
+    """Review M3 through the role: a client that leaves pki_client_certificates (the role's whole truth when used
+    alone) has its certificate revoked and its folder moved to retired-clients/; check mode says so first."""
+    pki_dir = tmp_path / "pki"
+    one_host = {"all": {"hosts": {"broker1": INVENTORY["all"]["hosts"]["broker1"]}}}
+    rc, out, _ = run_role(tmp_path, {"pki_dir": str(pki_dir), "pki_client_certificates": ["alice", "bob"]},
+                          inventory=one_host)
+    assert rc == 0, out
+    bob = x509.load_pem_x509_certificate((pki_dir / "clients" / "bob" / "cert.pem").read_bytes())
+    alice_only = {"pki_dir": str(pki_dir), "pki_client_certificates": ["alice"]}
+    rc, out, recap = run_role(tmp_path, alice_only, "--check", "--diff", inventory=one_host)
+    assert rc == 0 and "- bob: retire" in out and (pki_dir / "clients" / "bob").is_dir(), out
+    rc, out, recap = run_role(tmp_path, alice_only, inventory=one_host)
+    assert rc == 0 and recap["broker1"][1] == 1, out
+    crl = x509.load_pem_x509_crl((pki_dir / "ca" / "crl.pem").read_bytes())
+    assert [r.serial_number for r in crl] == [bob.serial_number]
+    assert not (pki_dir / "clients" / "bob").exists()
+    assert [p.name.split("-")[0] for p in (pki_dir / "retired-clients").iterdir()] == ["bob"]
+
+
 def test_bad_input_fails_naming_the_variable(tmp_path: Path) -> None:
     """Per-host mistakes share one run (one host each); play-wide ones need a run each. In parallel."""
     pki_dir = tmp_path / "pki"

@@ -143,6 +143,7 @@ PKI = {
     **{k: v for k, v in defaults("pki").items() if k.startswith("pki_")},
     "pki_dir": "/srv/pki", "pki_ca_key_passphrase": "a long and secret passphrase", "pki_disposable": False,
     "pki_client_certificates": ["device-1", "log-broker1"], "pki_revoked_clients": ["device-0"],
+    "pki_inventory_clients": ["device-0", "device-1", "log-broker1", "log-client1"],
     "pki_server_certificates": [{"name": "mqtt-broker1", "dns_names": ["broker.lab"], "ip_addresses": ["10.0.0.1"]}],
 }
 
@@ -160,9 +161,14 @@ def test_valid_pki_settings_pass():
     ({"pki_crl_renew_before_days": 400}, "pki_crl_renew_before_days (400) must be >= 0 and below pki_crl_valid_days"),
     ({"pki_ca_common_name": " "}, 'pki_ca_common_name must be 1-64 characters (X.509 limit), got " "'),
     ({"pki_ca_common_name": "x" * 65}, "pki_ca_common_name must be 1-64 characters"),
-    ({"pki_client_certificates": ["ok", "bad/name"]}, 'pki_client_certificates contains invalid names ["bad/name"]'),
-    ({"pki_client_certificates": ["a", "a"]}, "pki_client_certificates lists a name more than once"),
+    ({"pki_client_certificates": ["ok", "bad/name"], "pki_inventory_clients": ["ok"]},
+     'pki_client_certificates contains invalid names ["bad/name"]'),
+    ({"pki_client_certificates": ["a", "a"], "pki_inventory_clients": ["a"]},
+     "pki_client_certificates lists a name more than once"),
     ({"pki_revoked_clients": ["x\n"]}, "pki_revoked_clients contains invalid names"),
+    ({"pki_inventory_clients": ["device-1"]},
+     'pki_inventory_clients does not name ["log-broker1"] from pki_client_certificates'),
+    ({"pki_inventory_clients": ["device-1", "log-broker1", "../x"]}, 'pki_inventory_clients contains invalid names'),
     ({"pki_server_certificates": [{"name": "s", "dns_names": ["10.0.0.1"]}]},
      'pki_server_certificates[0] ("s"): the name must be'),
     ({"pki_server_certificates": [{"name": "s"}]}, "at least one in all; got dns_names [], ip_addresses []"),
@@ -172,6 +178,10 @@ def test_valid_pki_settings_pass():
 def test_each_pki_rule_fires_alone(over, says):
     found = pki_settings.problems(changed(PKI, **over))
     assert len(found) == 1 and says in found[0], found
+
+
+def test_the_inventory_list_is_read_only_when_retirement_is_on():
+    assert pki_settings.problems(changed(PKI, pki_retire_unlisted_clients=False, pki_inventory_clients=[])) == []
 
 
 def test_a_host_without_its_own_server_certificate_has_no_server_problems():

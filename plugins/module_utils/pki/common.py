@@ -383,6 +383,12 @@ class Layout:
     def profile_dir(self, profile: str) -> Path:
         return self.root / f"{profile}s"
 
+    @property
+    def retired_clients(self) -> Path:
+        """Folders of clients no longer in the inventory, each moved here whole as ``<name>-<UTC time>`` after its
+        certificates were revoked (review M3): kept, never reused."""
+        return self.root / "retired-clients"
+
     def leaf(self, profile: str, name: str) -> LeafPaths:
         d = self.profile_dir(profile) / name
         return LeafPaths(d, d / "key.pem", d / "cert.pem", d / "chain.pem", d / "ca.pem", d / "bundle.p12")

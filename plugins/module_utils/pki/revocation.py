@@ -186,6 +186,7 @@ def update_crl(
     passphrase: str | None = None,
     intermediate_generation: int | None = None,
     intermediate_overlap_days: int = 30,
+    keep_clients: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Record the revocation of each client in ``revoked`` and keep the CRLs fresh.
 
@@ -200,27 +201,38 @@ def update_crl(
     ``intermediate_generation``, when given, is the generation ensure_ca was asked for: in check
     mode a pending rotation is reported as a new CRL; outside check mode a mismatch is an error.
 
+    ``keep_clients``, when given, is every client name the deployment still has (review M3): the folder of any other
+    client under ``clients/`` is retired. Every certificate it holds (current and ``previous/``) is revoked, and,
+    once revoked.json records them, the folder moves whole to ``retired-clients/<name>-<UTC time>``, so a name that
+    comes back gets a new key and serial. None (the default) retires nothing.
+
     Returns ``{changed, path, next_update, reason, revoked: [names currently revoked],
-    newly_revoked: [names], entries, root: {changed, path, next_update, reason}, warnings}``.
+    newly_revoked: [names], retired: [names], entries, root: {changed, path, next_update, reason}, warnings}``.
     """
     names, pw = _check_crl_arguments(
         valid_days, renew_before_days, intermediate_overlap_days, intermediate_generation, revoked, passphrase
     )
+    keep = None if keep_clients is None else set(common.check_names("keep_clients", keep_clients))
     run = _CrlRun(hierarchy.load_hierarchy(common.Layout(Path(pki_dir)), pw), now or common.utcnow(), check_mode)
     pending = hierarchy.pending_rotation(run.h, intermediate_generation, check_mode)
     issuing = run.h.issuing_ca()
     if issuing is None:
         return _report_without_ca(run, names)
     entries, new_entries = _record_revocations(run, names)
+    retiring: list[Path] = []
+    if keep is not None:
+        retired_entries, retiring = _plan_retirement(run, keep, {e["serial"] for e in entries})
+        entries, new_entries = entries + retired_entries, new_entries + retired_entries
     if pending:
         # Check mode with a rotation pending: the new intermediate would get a new CRL.
         run.result.update(changed=True, reason=f"new ({pending})")
         return run.result
     crl = _plan_broker_crl(run, issuing, entries, valid_days, renew_before_days, intermediate_overlap_days)
     root_crl = _plan_root_crl(run, issuing, entries)
-    run.result["changed"] = crl is not None or bool(new_entries) or root_crl is not None
+    run.result["changed"] = crl is not None or bool(new_entries) or root_crl is not None or bool(retiring)
     if not check_mode and run.result["changed"]:
         _write_crls(run.layout, _state_bytes(entries) if new_entries else None, crl, root_crl)
+        _move_retired(run, retiring)
     return run.result
 
 
@@ -257,6 +269,7 @@ class _CrlRun:
             "reason": None,
             "revoked": [],
             "newly_revoked": [],
+            "retired": [],
             "entries": 0,
             "root": {"changed": False, "path": str(self.layout.root_crl), "next_update": None, "reason": None},
             "warnings": [],
@@ -325,6 +338,37 @@ def _revoke_certificates(run: _CrlRun, name: str, current: list[x509.Certificate
         new_entries.append(_entry(serial, name, cert, issuer, run.now))
         known.add(serial)
     return new_entries if ours else None
+
+
+def _plan_retirement(run: _CrlRun, keep: set[str], known: set[str]) -> tuple[list[dict[str, Any]], list[Path]]:
+    """Review M3: the client folders no name in ``keep`` claims, and the revoked.json entries for every certificate
+    they hold that is not revoked yet (``known`` holds the serials revoked so far): (new entries, folders)."""
+    clients = run.layout.profile_dir("client")
+    folders = sorted(p for p in clients.iterdir() if p.is_dir() and p.name not in keep) if clients.is_dir() else []
+    cas = run.h.all_cas()
+    new_entries: list[dict[str, Any]] = []
+    for folder in folders:
+        paths = run.layout.leaf("client", folder.name)
+        current = [c for c in (common.load_cert(paths.cert),) if c is not None]
+        previous = [c for c in map(common.load_cert, sorted(paths.previous.glob("*.pem"))) if c is not None]
+        new_entries += _revoke_certificates(run, folder.name, current, previous, cas, known) or []
+        run.result["retired"].append(folder.name)
+    if new_entries:
+        run.result["newly_revoked"] = sorted({*run.result["newly_revoked"], *(e["name"] for e in new_entries)})
+    return new_entries, folders
+
+
+def _move_retired(run: _CrlRun, folders: list[Path]) -> None:
+    """Move each retired client's folder, whole, to retired-clients/ (after revoked.json recorded its serials)."""
+    if not folders:
+        return
+    target = run.layout.retired_clients
+    common.ensure_dir(target)
+    stamp = run.now.strftime("%Y%m%dT%H%M%SZ")
+    for folder in folders:
+        folder.rename(target / f"{folder.name}-{stamp}")
+    common.fsync_dir(target)
+    common.fsync_dir(run.layout.profile_dir("client"))
 
 
 def _note_missing_certificate(run: _CrlRun, name: str, entries: list[dict[str, Any]]) -> None:

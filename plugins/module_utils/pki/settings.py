@@ -33,6 +33,7 @@ def problems(s: Mapping[str, Any]) -> list[str]:
     if len(set(map(str, clients))) != len(clients):
         out.append(f"pki_client_certificates lists a name more than once ({json_text(clients)}); remove the "
                    "duplicates.")
+    out += _retirement_problems(s, clients)
     bad = [name for name in s.get("pki_revoked_clients") or [] if not is_valid_name(name)]
     if bad:
         out.append(f"pki_revoked_clients contains invalid names {json_text(bad)}; list client certificate names "
@@ -50,6 +51,23 @@ def problems(s: Mapping[str, Any]) -> list[str]:
         out.append(f"pki_server_certificates lists a name more than once ({json_text(names)}); two certificates with "
                    "one name would overwrite each other.")
     return out
+
+
+def _retirement_problems(s: Mapping[str, Any], clients: list[Any]) -> list[str]:
+    """Review M3: with retirement on, the inventory's list must name every client this run issues (a client missing
+    there would be issued, then retired in the same run)."""
+    if not as_bool(s.get("pki_retire_unlisted_clients")):
+        return []
+    known = list(s.get("pki_inventory_clients") or [])
+    bad = [name for name in known if not is_valid_name(name)]
+    if bad:
+        return [f"pki_inventory_clients contains invalid names {json_text(bad)}; use {_NAME_RULE}."]
+    missing = [name for name in dict.fromkeys(clients) if is_valid_name(name) and name not in set(known)]
+    if missing:
+        return [f"pki_inventory_clients does not name {json_text(missing)} from pki_client_certificates: with "
+                "pki_retire_unlisted_clients on, every client folder it does not name is revoked and retired; list "
+                "every client certificate of the deployment there, or set pki_retire_unlisted_clients: false."]
+    return []
 
 
 def custody_problems(pki_dir: str, passphrase: str, disposable: bool) -> list[str]:
