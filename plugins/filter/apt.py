@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 
-from ansible_collections.rampart.mqtt.plugins.module_utils import apt_sources as _apt_sources
+from ansible_collections.rampart.mqtt.plugins.module_utils.lazy import LazyModule
+
+_apt_sources = LazyModule("apt_sources")
 
 
 def debian_archive(slurped, suite):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.rampart.mqtt.plugins.module_utils import mosquitto, passwords
+from ansible_collections.rampart.mqtt.plugins.module_utils.lazy import LazyModule
+
+mosquitto = LazyModule("mosquitto")
+passwords = LazyModule("passwords")
 
 
 def mosquitto_problems(settings: dict) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.rampart.mqtt.plugins.module_utils import describe as _describe
+from ansible_collections.rampart.mqtt.plugins.module_utils.lazy import LazyModule
+
+_describe = LazyModule("describe")
 
 
 def describe(brokers, clients, ca_file, client_cert_dir, include_passwords=False, vantage_points=None):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ansible_collections.rampart.mqtt.plugins.module_utils import fail2ban, logship
+from ansible_collections.rampart.mqtt.plugins.module_utils.lazy import LazyModule
+
+fail2ban = LazyModule("fail2ban")
+logship = LazyModule("logship")
 
 
 def log_targets(collectors, hostvars):

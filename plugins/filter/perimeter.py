@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.rampart.mqtt.plugins.module_utils import perimeter
+from ansible_collections.rampart.mqtt.plugins.module_utils.lazy import LazyModule
+
+perimeter = LazyModule("perimeter")
 
 
 def vlan_problems(settings: dict) -> list[str]:

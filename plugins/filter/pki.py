@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.rampart.mqtt.plugins.module_utils.pki import settings
+from ansible_collections.rampart.mqtt.plugins.module_utils.lazy import LazyModule
+
+settings = LazyModule("pki.settings")
 
 
 def pki_problems(values: dict) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.rampart.mqtt.plugins.module_utils import profiles
+from ansible_collections.rampart.mqtt.plugins.module_utils.lazy import LazyModule
+
+profiles = LazyModule("profiles")
 
 
 def profile_problems(profile, settings: dict) -> list[str]:

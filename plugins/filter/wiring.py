@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.rampart.mqtt.plugins.module_utils import wiring
+from ansible_collections.rampart.mqtt.plugins.module_utils.lazy import LazyModule
+
+wiring = LazyModule("wiring")
 
 
 def wiring_problems(settings: dict) -> list[str]:

@@ -126,8 +126,10 @@ def test_jinja_tests_are_the_pki_validators() -> None:
     from ansible_collections.rampart.mqtt.plugins.test import checks
 
     tests = checks.TestModule().tests()
-    assert tests["ip_address"] is pki.is_ip_address and tests["pki_name"] is pki.is_valid_name
-    assert tests["dns_name"] is pki.is_valid_dns_name
+    values = ["192.0.2.10", "::", "broker1", "mqtt.example.org", "-bad", "a" * 65, "", None, 5, "x\n"]
+    for test, validator in (("ip_address", pki.is_ip_address), ("pki_name", pki.is_valid_name),
+                            ("dns_name", pki.is_valid_dns_name), ("unspecified_address", pki.is_unspecified_address)):
+        assert [tests[test](v) for v in values] == [validator(v) for v in values], test
 
 
 @pytest.mark.parametrize(

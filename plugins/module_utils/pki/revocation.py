@@ -190,41 +190,32 @@ def update_crl(
 ) -> dict[str, Any]:
     """Record the revocation of each client in ``revoked`` and keep the CRLs fresh.
 
-    A name's *current* certificate (``clients/<name>/cert.pem``) is added to ``ca/revoked.json``
-    (serial, name, date, issuer) unless already there; entries are never removed, so an
-    un-revoked name's old serial stays on the CRL. ``ca/crl.pem`` holds the intermediate's CRL
-    (plus the previous intermediate's during a rotation overlap: OpenSSL fails a leaf whose
-    issuer has no CRL); ``ca/root-crl.pem`` the root's, re-signed only while the root key is
-    present. A CRL is re-signed when its revoked set changed or nextUpdate is within
-    ``renew_before_days``; otherwise the file stays byte-for-byte.
+    A name's *current* certificate (``clients/<name>/cert.pem``) is added to ``ca/revoked.json`` (serial, name,
+    date, issuer) unless already there; entries are never removed, so an un-revoked name's old serial stays on the
+    CRL. ``ca/crl.pem`` holds the intermediate's CRL (plus the previous intermediate's during a rotation overlap:
+    OpenSSL fails a leaf whose issuer has no CRL); ``ca/root-crl.pem`` the root's, re-signed only while the root key
+    is present. A CRL is re-signed when its revoked set changed or nextUpdate is within ``renew_before_days``;
+    otherwise the file stays byte-for-byte.
 
-    ``intermediate_generation``, when given, is the generation ensure_ca was asked for: in check
-    mode a pending rotation is reported as a new CRL; outside check mode a mismatch is an error.
+    ``intermediate_generation``, when given, is the generation ensure_ca was asked for: in check mode a pending
+    rotation is reported as a new CRL; outside check mode a mismatch is an error.
 
-    ``keep_clients``, when given, is every client name the deployment still has (review M3): the folder of any other
-    client under ``clients/`` is retired. Every certificate it holds (current and ``previous/``) is revoked, and,
-    once revoked.json records them, the folder moves whole to ``retired-clients/<name>-<UTC time>``, so a name that
-    comes back gets a new key and serial. None (the default) retires nothing.
+    ``keep_clients`` names every client the deployment still has: any other is retired (review M3); None: none is.
 
     Returns ``{changed, path, next_update, reason, revoked: [names currently revoked],
     newly_revoked: [names], retired: [names], entries, root: {changed, path, next_update, reason}, warnings}``.
     """
-    names, pw = _check_crl_arguments(
-        valid_days, renew_before_days, intermediate_overlap_days, intermediate_generation, revoked, passphrase
+    names, pw, keep = _check_crl_arguments(
+        valid_days, renew_before_days, intermediate_overlap_days, intermediate_generation, revoked, passphrase,
+        keep_clients,
     )
-    keep = None if keep_clients is None else set(common.check_names("keep_clients", keep_clients))
     run = _CrlRun(hierarchy.load_hierarchy(common.Layout(Path(pki_dir)), pw), now or common.utcnow(), check_mode)
     pending = hierarchy.pending_rotation(run.h, intermediate_generation, check_mode)
     issuing = run.h.issuing_ca()
     if issuing is None:
         return _report_without_ca(run, names)
-    entries, new_entries = _record_revocations(run, names)
-    retiring: list[Path] = []
-    if keep is not None:
-        retired_entries, retiring = _plan_retirement(run, keep, {e["serial"] for e in entries})
-        entries, new_entries = entries + retired_entries, new_entries + retired_entries
-    if pending:
-        # Check mode with a rotation pending: the new intermediate would get a new CRL.
+    entries, new_entries, retiring = _record_revocations(run, names, keep)
+    if pending:  # check mode with a rotation pending: the new intermediate would get a new CRL
         run.result.update(changed=True, reason=f"new ({pending})")
         return run.result
     crl = _plan_broker_crl(run, issuing, entries, valid_days, renew_before_days, intermediate_overlap_days)
@@ -243,13 +234,16 @@ def _check_crl_arguments(
     generation: Any,
     revoked: Iterable[str],
     passphrase: Any,
-) -> tuple[list[str], bytes | None]:
-    """Validate :func:`update_crl`'s arguments (ValueError naming the first bad one): names, passphrase."""
+    keep_clients: Iterable[str] | None,
+) -> tuple[list[str], bytes | None, set[str] | None]:
+    """Validate :func:`update_crl`'s arguments (ValueError naming the first bad one): names, passphrase, the
+    clients to keep (None: retire nothing)."""
     common.check_window("crl_valid_days", valid_days, "crl_renew_before_days", renew_before_days)
     common.check_positive_int("intermediate_overlap_days", overlap_days, minimum=0)
     common.check_generation(generation)
     names = common.check_names("revoked", revoked)
-    return names, common.check_passphrase("the CA key passphrase", passphrase)
+    keep = None if keep_clients is None else set(common.check_names("keep_clients", keep_clients))
+    return names, common.check_passphrase("the CA key passphrase", passphrase), keep
 
 
 @dataclass
@@ -294,7 +288,19 @@ def _report_without_ca(run: _CrlRun, names: list[str]) -> dict[str, Any]:
     return run.result
 
 
-def _record_revocations(run: _CrlRun, names: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _record_revocations(run: _CrlRun, names: list[str], keep: set[str] | None
+                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Path]]:
+    """Every entry of revoked.json plus the new ones (not written yet), and the client folders to retire:
+    (entries, new entries, folders). The new entries revoke each name in ``names`` and, when ``keep`` is given,
+    each client folder no name in it claims (review M3, :func:`_plan_retirement`)."""
+    entries, new_entries = _revoke_names(run, names)
+    if keep is None:
+        return entries, new_entries, []
+    retired_entries, folders = _plan_retirement(run, keep, {e["serial"] for e in entries})
+    return entries + retired_entries, new_entries + retired_entries, folders
+
+
+def _revoke_names(run: _CrlRun, names: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every entry of revoked.json plus the new ones for ``names`` (not written yet): (entries, new entries). A
     name's current certificate and every earlier one still on record (``previous/``, review M2) are revoked."""
     entries = read_revocations(run.layout)
@@ -342,7 +348,9 @@ def _revoke_certificates(run: _CrlRun, name: str, current: list[x509.Certificate
 
 def _plan_retirement(run: _CrlRun, keep: set[str], known: set[str]) -> tuple[list[dict[str, Any]], list[Path]]:
     """Review M3: the client folders no name in ``keep`` claims, and the revoked.json entries for every certificate
-    they hold that is not revoked yet (``known`` holds the serials revoked so far): (new entries, folders)."""
+    they hold that is not revoked yet (``known`` holds the serials revoked so far): (new entries, folders). Once
+    revoked.json records them, :func:`_move_retired` moves each folder whole to ``retired-clients/<name>-<UTC
+    time>``, so a name that comes back gets a new key and serial."""
     clients = run.layout.profile_dir("client")
     folders = sorted(p for p in clients.iterdir() if p.is_dir() and p.name not in keep) if clients.is_dir() else []
     cas = run.h.all_cas()
