@@ -7,9 +7,11 @@ from ansible_collections.rampart.mqtt.plugins.module_utils.lazy import LazyModul
 _describe = LazyModule("describe")
 
 
-def describe(brokers, clients, ca_file, client_cert_dir, include_passwords=False, vantage_points=None):
+def describe(brokers, clients, ca_file, client_cert_dir, include_passwords=False, vantage_points=None,
+             pkcs12_passphrase=""):
     return _describe.describe(list(brokers), list(clients), ca_file, client_cert_dir, bool(include_passwords),
-                              None if vantage_points is None else [dict(v) for v in vantage_points])
+                              None if vantage_points is None else [dict(v) for v in vantage_points],
+                              str(pkcs12_passphrase or ""))
 
 
 def vantage_containers(points, prefix="rampart-lab-"):

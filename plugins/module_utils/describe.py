@@ -21,13 +21,15 @@ def _listener_ports(listeners: list[dict]) -> dict[str, int]:
 
 def describe(brokers: list[dict[str, Any]], clients: list[dict[str, Any]], ca_file: str,
              client_cert_dir: str, include_passwords: bool = False,
-             vantage_points: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+             vantage_points: list[dict[str, Any]] | None = None, pkcs12_passphrase: str = "") -> dict[str, Any]:
     """Build the description.
 
     ``brokers``: one mapping per broker host with name, container, address, tls_server_name, listeners.
     ``clients``: mosquitto_clients as in the inventory.
     ``vantage_points``: where the broker is (not) reachable from: name, container, role, can_reach_broker
     and the broker address that vantage point would use (the perimeter, issue 4). Omitted when None.
+    ``pkcs12_passphrase``: pki_pkcs12_passphrase; when set, each certificate client names its ``bundle.p12`` (and,
+    with ``include_passwords``, the passphrase).
     """
     out_brokers = [_broker(b) for b in brokers]
     # A client whose listener differs from the first broker's main port names its own port.
@@ -35,7 +37,7 @@ def describe(brokers: list[dict[str, Any]], clients: list[dict[str, Any]], ca_fi
     main_port = out_brokers[0]["port"] if out_brokers else None
     out_clients = []
     for c in clients:
-        entry = _client(c, client_cert_dir, include_passwords)
+        entry = _client(c, client_cert_dir, include_passwords, pkcs12_passphrase)
         port = default_ports.get(entry["auth"])
         if port is not None and port != main_port:
             entry["port"] = port
@@ -66,8 +68,9 @@ def _broker(b: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _client(c: dict[str, Any], client_cert_dir: str, include_passwords: bool) -> dict[str, Any]:
+def _client(c: dict[str, Any], client_cert_dir: str, include_passwords: bool, pkcs12_passphrase: str) -> dict[str, Any]:
     auth = c.get("auth", "password")
+    bundle = auth == "certificate" and bool(pkcs12_passphrase)
     return {
         "name": c["name"],
         "username": c["name"],
@@ -75,6 +78,8 @@ def _client(c: dict[str, Any], client_cert_dir: str, include_passwords: bool) ->
         "password": (c.get("password") if include_passwords else None) if auth == "password" else None,
         "certfile": f"{client_cert_dir}/{c['name']}/chain.pem" if auth == "certificate" else None,
         "keyfile": f"{client_cert_dir}/{c['name']}/key.pem" if auth == "certificate" else None,
+        "p12file": f"{client_cert_dir}/{c['name']}/bundle.p12" if bundle else None,
+        "p12_passphrase": pkcs12_passphrase if bundle and include_passwords else None,
         "admin": bool(c.get("admin", False)),
         "publish": [_expand(t, c["name"]) for t in c.get("publish") or []],
         "subscribe": [_expand(t, c["name"]) for t in c.get("subscribe") or []],

@@ -1,5 +1,11 @@
 """Who may connect: password clients over TLS, certificate clients, and everyone else refused."""
 
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, pkcs12
+
 from rampart import mqttprobe
 from tests.support.mqtt import concrete, port_for
 
@@ -33,6 +39,29 @@ def test_certificate_client_connects_with_its_certificate(broker, connect, cert_
     device = connect(cert_client)
     assert device.publish(topic, b"from-cert", qos=1) == 0
     assert (topic, b"from-cert") in listener.received(3)
+
+
+def test_certificate_client_connects_with_the_credentials_unpacked_from_its_pkcs12_bundle(broker, connect, cert_client,
+                                                                                         admin, tmp_path):
+    """A device that takes one file gets its PKCS#12 bundle (pki_pkcs12_passphrase): the wrong passphrase opens
+    nothing; the right one gives the client's own certificate, a key and the chain, and a device holding only what
+    it unpacked connects to the certificate listener and publishes."""
+    bundle = Path(cert_client["p12file"]).read_bytes()
+    with pytest.raises(ValueError):
+        pkcs12.load_key_and_certificates(bundle, b"not-the-passphrase")
+    key, cert, chain = pkcs12.load_key_and_certificates(bundle, cert_client["p12_passphrase"].encode())
+    issued = x509.load_pem_x509_certificates(Path(cert_client["certfile"]).read_bytes())[0]
+    assert cert == issued and chain, "the bundle does not hold the client's certificate and its chain"
+    keyfile, certfile = tmp_path / "key.pem", tmp_path / "chain.pem"
+    keyfile.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    keyfile.chmod(0o600)
+    certfile.write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in [cert, *chain]))
+    listener = connect(admin)
+    topic = concrete(cert_client["publish"][0])
+    listener.subscribe(topic)
+    device = connect({**cert_client, "certfile": str(certfile), "keyfile": str(keyfile)})
+    assert device.publish(topic, b"from-the-bundle", qos=1) == 0
+    assert (topic, b"from-the-bundle") in listener.received(3)
 
 
 def test_certificate_listener_refuses_a_client_without_certificate(broker, cert_client):

@@ -133,6 +133,20 @@ def test_description_schema():
     assert by_name["dev-1"]["certfile"] == "/clients/dev-1/chain.pem"
     assert by_name["dev-1"]["subscribe"] == ["commands/dev-1/#"]
     assert all(c["expect"] == "allowed" for c in doc["clients"])
+    assert by_name["dev-1"]["p12file"] is None and by_name["dev-1"]["p12_passphrase"] is None
+
+
+def test_description_names_each_certificate_clients_pkcs12_bundle_when_bundles_are_made():
+    brokers = [{"name": "b1", "container": "c-b1", "address": "10.0.0.1", "tls_server_name": "b1",
+                "listeners": LISTENERS}]
+    clients = settings()["mosquitto_clients"]
+    shown = {c["name"]: c for c in describe.describe(brokers, clients, "/ca.crt", "/clients", include_passwords=True,
+                                                     pkcs12_passphrase="p12-secret")["clients"]}
+    assert (shown["dev-1"]["p12file"], shown["dev-1"]["p12_passphrase"]) == ("/clients/dev-1/bundle.p12", "p12-secret")
+    assert (shown["sensor-01"]["p12file"], shown["sensor-01"]["p12_passphrase"]) == (None, None)
+    hidden = {c["name"]: c for c in describe.describe(brokers, clients, "/ca.crt", "/clients",
+                                                      pkcs12_passphrase="p12-secret")["clients"]}
+    assert (hidden["dev-1"]["p12file"], hidden["dev-1"]["p12_passphrase"]) == ("/clients/dev-1/bundle.p12", None)
 
 
 # Security review M1: a name ending in a line break passed `re.match("^...$")` ($ matches before a final \n)
