@@ -30,7 +30,7 @@ HOSTS = (
     # third-party apt repositories
     "deb.nodesource.com", "packages.cloud.google.com", "apt.releases.hashicorp.com",
 )
-# Country mirrors of the Debian archive (ftp.de.debian.org, ...).
+# Country mirrors of the Debian archive (ftp.<two-letter country>.debian.org).
 PATTERNS = [re.compile(r"(?<![\w.-])" + re.escape(h) + r"(?![\w-])", re.I) for h in HOSTS]
 PATTERNS.append(re.compile(r"(?<![\w.-])ftp\d?\.[a-z]{2}\.debian\.org", re.I))
 
@@ -47,13 +47,15 @@ def host_names_in(text: str) -> list[str]:
 
 
 def test_patterns_find_host_names_and_leave_package_names():
-    assert host_names_in("URIs: http://deb.debian.org/debian") == ["deb.debian.org"]
-    assert host_names_in("index-url = https://pypi.org/simple") == ["pypi.org"]
-    assert host_names_in("deb http://ftp.de.debian.org/debian bookworm main") == ["ftp.de.debian.org"]
-    assert host_names_in("image: registry-1.docker.io/library/debian") == ["registry-1.docker.io"]
-    # Debian's package docker.io and look-alike example domains are not archives.
-    assert host_names_in("apt-get install docker.io; mypypi.org.example.invalid") == []
-    assert host_names_in("http://mirror.example.invalid/debian") == []
+    # The fixtures are built from HOSTS, the only place this file names an archive.
+    for host in HOSTS:
+        assert host_names_in(f"URIs: http://{host}/debian") == [host]
+        # A longer name that merely contains it (another domain, a package name) is not it.
+        assert host_names_in(f"http://mirror-of-{host}/debian http://{host}-cache/ x.{host}") == []
+    country_mirror = next(h for h in HOSTS if h.startswith("ftp.")).replace("ftp.", "ftp.de.", 1)
+    assert host_names_in(f"deb http://{country_mirror}/debian bookworm main") == [country_mirror]
+    # Debian's package docker.io is not a registry.
+    assert host_names_in("apt-get install docker.io") == []
 
 
 def test_no_archive_or_registry_host_names_in_the_repository():
