@@ -13,7 +13,7 @@ from typing import Any
 
 from ansible_collections.rampart.mqtt.plugins.module_utils import passwords
 from ansible_collections.rampart.mqtt.plugins.module_utils.addresses import is_unspecified_address
-from ansible_collections.rampart.mqtt.plugins.module_utils.pki.names import NAME_RE, is_valid_dns_name
+from ansible_collections.rampart.mqtt.plugins.module_utils.pki.names import NAME_RE, is_valid_dns_name, is_valid_name
 from ansible_collections.rampart.mqtt.plugins.module_utils.values import json_text
 
 AUTH_TYPES = ("password", "certificate")
@@ -144,8 +144,7 @@ def certificate_client_names(clients: Any) -> list[str]:
     if not isinstance(clients, list):
         return []
     return [c["name"] for c in clients
-            if isinstance(c, dict) and c.get("auth") == "certificate" and isinstance(c.get("name"), str)
-            and NAME_RE.fullmatch(c["name"])]
+            if isinstance(c, dict) and c.get("auth") == "certificate" and is_valid_name(c.get("name"))]
 
 
 def client_host_problems(names: list[Any], clients: list[dict[str, Any]]) -> list[str]:

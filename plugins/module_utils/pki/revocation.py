@@ -308,13 +308,11 @@ def _revoke_names(run: _CrlRun, names: list[str]) -> tuple[list[dict[str, Any]],
     cas = run.h.all_cas()
     new_entries: list[dict[str, Any]] = []
     for name in names:
-        paths = run.layout.leaf("client", name)
-        cert = common.load_cert(paths.cert)
-        previous = [c for c in map(common.load_cert, sorted(paths.previous.glob("*.pem"))) if c is not None]
-        if cert is None and not previous:
+        current, previous = _held_certificates(run.layout, name)
+        if not current and not previous:
             _note_missing_certificate(run, name, entries)
             continue
-        found = _revoke_certificates(run, name, [c for c in (cert,) if c is not None], previous, cas, known)
+        found = _revoke_certificates(run, name, current, previous, cas, known)
         if found is None:
             continue
         new_entries += found
@@ -346,6 +344,13 @@ def _revoke_certificates(run: _CrlRun, name: str, current: list[x509.Certificate
     return new_entries if ours else None
 
 
+def _held_certificates(layout: common.Layout, name: str) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
+    """A client's certificates on file: ([its current one] or [], the earlier ones kept in ``previous/``)."""
+    paths = layout.leaf("client", name)
+    current = [c for c in (common.load_cert(paths.cert),) if c is not None]
+    return current, [c for c in map(common.load_cert, sorted(paths.previous.glob("*.pem"))) if c is not None]
+
+
 def _plan_retirement(run: _CrlRun, keep: set[str], known: set[str]) -> tuple[list[dict[str, Any]], list[Path]]:
     """Review M3: the client folders no name in ``keep`` claims, and the revoked.json entries for every certificate
     they hold that is not revoked yet (``known`` holds the serials revoked so far): (new entries, folders). Once
@@ -356,9 +361,7 @@ def _plan_retirement(run: _CrlRun, keep: set[str], known: set[str]) -> tuple[lis
     cas = run.h.all_cas()
     new_entries: list[dict[str, Any]] = []
     for folder in folders:
-        paths = run.layout.leaf("client", folder.name)
-        current = [c for c in (common.load_cert(paths.cert),) if c is not None]
-        previous = [c for c in map(common.load_cert, sorted(paths.previous.glob("*.pem"))) if c is not None]
+        current, previous = _held_certificates(run.layout, folder.name)
         new_entries += _revoke_certificates(run, folder.name, current, previous, cas, known) or []
         run.result["retired"].append(folder.name)
     if new_entries:

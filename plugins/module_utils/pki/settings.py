@@ -62,7 +62,8 @@ def _retirement_problems(s: Mapping[str, Any], clients: list[Any]) -> list[str]:
     bad = [name for name in known if not is_valid_name(name)]
     if bad:
         return [f"pki_inventory_clients contains invalid names {json_text(bad)}; use {_NAME_RULE}."]
-    missing = [name for name in dict.fromkeys(clients) if is_valid_name(name) and name not in set(known)]
+    listed = set(known)
+    missing = [name for name in dict.fromkeys(clients) if is_valid_name(name) and name not in listed]
     if missing:
         return [f"pki_inventory_clients does not name {json_text(missing)} from pki_client_certificates: with "
                 "pki_retire_unlisted_clients on, every client folder it does not name is revoked and retired; list "
@@ -77,17 +78,17 @@ def custody_problems(pki_dir: str, passphrase: str, disposable: bool) -> list[st
     out: list[str] = []
     if not os.path.isabs(str(pki_dir)):
         out.append(f"pki_dir ({pki_dir!r}) is relative: the CA would depend on the directory ansible-playbook "
-                        "runs from; give an absolute path outside any git checkout.")
+                   "runs from; give an absolute path outside any git checkout.")
         return out
     if disposable:
         return out
     if not passphrase:
         out.append("pki_ca_key_passphrase is empty, so the CA keys would be stored unencrypted; set it from the "
-                        "vault (pki_disposable: true only for a throw-away test CA such as the lab's).")
+                   "vault (pki_disposable: true only for a throw-away test CA such as the lab's).")
     checkout = git_checkout_of(pki_dir)
     if checkout is not None:
         out.append(f"pki_dir ({pki_dir}) is inside the git checkout {checkout}: one 'git add -A' would commit "
-                        "the CA key; move it outside.")
+                   "the CA key; move it outside.")
     return out
 
 
