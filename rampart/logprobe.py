@@ -1,11 +1,15 @@
 """Probes of the log pipeline, for tests and the audit (tooling: never imported by the collection).
 
-``relp_send`` is a minimal RELP-over-TLS client (does the collector admit this certificate?);
-``attacker_argv`` runs failed MQTT logins from a container that has only Python's standard library.
+``relp_send`` is a minimal RELP-over-TLS client (does the collector admit this certificate?); ``relp_send_argv``
+runs the same client inside a sender's container, with that host's own certificate and from its own address (what
+root on an admitted host can do); ``attacker_argv`` runs failed MQTT logins from a container that has only Python's
+standard library.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import socket
 import ssl
 
@@ -70,6 +74,28 @@ def relp_send(address: str, port: int, ctx: ssl.SSLContext, server_name: str, li
             replies += [data.split(b"\n", 1)[0].decode() for _, command, data in frames if command == "rsp"]
         s.sendall(relp_frame(wanted + 1, "close"))
     return replies
+
+
+# The end of the script relp_send_argv runs: the functions above, then this.
+_RELP_SEND_MAIN = """
+args = json.loads(sys.stdin.read())
+ctx = ssl.create_default_context(cafile=args["cafile"])
+ctx.load_cert_chain(args["certfile"], args["keyfile"])
+print(json.dumps(relp_send(args["address"], args["port"], ctx, args["server_name"], args["lines"])))
+"""
+
+
+def relp_send_argv(address: str, port: int, server_name: str, cafile: str, certfile: str, keyfile: str,
+                   lines: list[str]) -> tuple[list[str], str]:
+    """The python3 command line that runs :func:`relp_send` in a container with only the standard library (for
+    `docker exec -i <sender> ...`), and its standard input (the arguments, as JSON: the lines may be many). It
+    prints the replies as a JSON list. The paths are the container's."""
+    script = "\n".join(["import json, socket, ssl, sys", f"RELP_OFFER = {RELP_OFFER!r}",
+                         *(inspect.getsource(f) for f in (relp_frame, parse_relp_frames, relp_send)),
+                         _RELP_SEND_MAIN])
+    args = {"address": address, "port": port, "server_name": server_name, "cafile": cafile, "certfile": certfile,
+            "keyfile": keyfile, "lines": lines}
+    return ["python3", "-c", script], json.dumps(args)
 
 
 # Run inside the attacker container with `python3 -c` (see attacker_argv). Mode "login": a TLS session

@@ -12,6 +12,10 @@ def log_targets(collectors, hostvars):
     return logship.targets(list(collectors), hostvars)
 
 
+def log_senders(hosts, hostvars):
+    return logship.senders(list(hosts), hostvars)
+
+
 def log_client_name(host):
     return logship.client_name(str(host))
 
@@ -34,6 +38,7 @@ def fail2ban_problems(settings: dict) -> list[str]:
 
 class FilterModule:
     def filters(self):
-        return {"log_targets": log_targets, "log_client_name": log_client_name, "log_client_names": log_client_names,
+        return {"log_targets": log_targets, "log_senders": log_senders, "log_client_name": log_client_name,
+                "log_client_names": log_client_names,
                 "log_collector_problems": log_collector_problems, "log_shipping_problems": log_shipping_problems,
                 "fail2ban_problems": fail2ban_problems}

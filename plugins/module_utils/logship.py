@@ -1,12 +1,15 @@
-"""Rampart's log pipeline: the senders' view of the collectors.
+"""Rampart's log pipeline: the senders' view of the collectors, and the collectors' view of the senders.
 
 ``targets`` turns the inventory's collectors into the list the log_shipping role takes (the
-``rampart.mqtt.log_targets`` filter); ``client_name`` names each sender's certificate. The probes that
-test the pipeline (RELP client, login attacker) live in the tools package (``rampart.logprobe``).
+``rampart.mqtt.log_targets`` filter); ``senders`` turns the senders into the list the collector files lines by
+(``rampart.mqtt.log_senders``: each sender's name and the address its lines arrive from); ``client_name`` names
+each sender's certificate. The probes that test the pipeline (RELP client, login attacker) live in the tools
+package (``rampart.logprobe``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -45,6 +48,20 @@ def targets(collectors: Iterable[str], hostvars: Mapping[str, Mapping[str, Any]]
     return rows
 
 
+def senders(hosts: Iterable[str], hostvars: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
+    """One {name, address} per sender: the inventory name its lines are filed under, and the address they arrive
+    from at the collector (logs_source_address, else ansible_host, else the host name; validation refuses one
+    that is not a literal IP address). Addresses are written as rsyslog writes a peer's address (compressed)."""
+    rows = []
+    for host in hosts:
+        hv = hostvars[host]
+        address = str(hv.get("logs_source_address") or hv.get("ansible_host") or host)
+        if is_ip_address(address):
+            address = str(ipaddress.ip_address(address))
+        rows.append({"name": str(host), "address": address})
+    return rows
+
+
 _SIZE_RE = re.compile(r"^[1-9][0-9]*[kmg]$")
 
 
@@ -67,6 +84,7 @@ def is_size(value: Any) -> bool:
 _PEER_RE = re.compile(r"[A-Za-z0-9*][A-Za-z0-9_.*-]*")
 _MODE_RE = re.compile(r"0[0-7][0-7]0")
 _PATH_RE = re.compile(r"/[!-~]+")
+_HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def collector_problems(s: Mapping[str, Any]) -> list[str]:
@@ -91,6 +109,16 @@ def collector_problems(s: Mapping[str, Any]) -> list[str]:
         problems.append(f"log_collector_file_mode ({file_mode}) and log_collector_dir_mode ({dir_mode}) must be octal "
                         'strings like "0640" that give others nothing, and log_collector_dir '
                         f"({log_dir}) an absolute path of printable ASCII without spaces or line breaks.")
+    problems += _sender_problems(list(s.get("log_collector_senders") or []))
+    cap = s.get("log_collector_max_file_size")
+    if not is_size(cap) or size_bytes(cap) < 1024**2:
+        problems.append(f"log_collector_max_file_size ('{cap}') must be an rsyslog size of at least 1m, like 256m "
+                        "or 1g.")
+    quarantine = s.get("log_collector_quarantine_dir")
+    if not _PATH_RE.fullmatch(str(quarantine)) or _inside(str(quarantine), str(log_dir)):
+        problems.append(f"log_collector_quarantine_dir ({quarantine}) must be an absolute path of printable ASCII "
+                        f"without spaces, outside log_collector_dir ({log_dir}): a sender's folder must never be "
+                        "mistaken for it.")
     retention = s.get("log_collector_retention_days")
     if not 1 <= as_int(retention) <= 3650:
         problems.append(f"log_collector_retention_days ({retention}) must be between 1 and 3650.")
@@ -102,6 +130,38 @@ def collector_problems(s: Mapping[str, Any]) -> list[str]:
         problems.append("log_collector_tls_ca_src, log_collector_tls_cert_src and log_collector_tls_key_src must "
                         "name files on the control node (roles/wiring/vars/main.yml sets them from the pki role's "
                         "layout).")
+    return problems
+
+
+def _inside(path: str, parent: str) -> bool:
+    path, parent = path.rstrip("/"), parent.rstrip("/")
+    return path == parent or path.startswith(parent + "/") or parent.startswith(path + "/")
+
+
+def _sender_problems(rows: list) -> list[str]:
+    """The collector's sender table: one literal address per sender, no address or name twice (review H1: a line is
+    filed under the sender its connection came from, so two senders on one address could write as each other)."""
+    problems = []
+    for row in rows:
+        name, address = row.get("name"), row.get("address")
+        if not (isinstance(name, str) and _HOST_RE.fullmatch(name)):
+            problems.append(f"log_collector_senders: the sender name {json_text(name)} must be an inventory host name "
+                            "of letters, digits, '.', '-' or '_'.")
+        if not is_ip_address(address) or is_unspecified_address(address):
+            problems.append(f"host {name}: the address its logs come from, '{address}', is not one literal IP "
+                            f"address; set logs_source_address on {name} to the address it reaches the collector "
+                            "from (by default it is ansible_host).")
+    by_address: dict[str, str] = {}
+    for row in rows:
+        name, address = str(row.get("name")), str(row.get("address"))
+        if address in by_address:
+            problems.append(f"hosts {by_address[address]} and {name} would send their logs from the same address "
+                            f"{address}; the collector tells senders apart by it: give each its own "
+                            "logs_source_address.")
+        by_address.setdefault(address, name)
+    names = [str(row.get("name")) for row in rows]
+    problems += [f"log_collector_senders lists host {n} more than once; list each sender once."
+                 for n in sorted({n for n in names if names.count(n) > 1})]
     return problems
 
 
@@ -119,6 +179,15 @@ def shipping_problems(s: Mapping[str, Any]) -> list[str]:
     hosts = [t.get("host") for t in targets_]
     if len(set(hosts)) != len(hosts):
         problems.append("log_shipping_targets names a collector host more than once; list each collector once.")
+    source = s.get("log_shipping_source_address")
+    if not is_ip_address(source) or is_unspecified_address(source):
+        problems.append(f"log_shipping_source_address '{source}' must be one literal IP address of this host (set "
+                        "logs_source_address on it; by default it is ansible_host): its lines leave from it, and the "
+                        "collector files them by it.")
+    hostname = s.get("log_shipping_hostname")
+    if not (isinstance(hostname, str) and _HOST_RE.fullmatch(hostname)):
+        problems.append(f"log_shipping_hostname {json_text(hostname)} must be a host name of letters, digits, '.', '-' "
+                        "or '_' (the inventory name: the collector knows the sender by it).")
     disk, file_ = s.get("log_shipping_queue_max_disk_space"), s.get("log_shipping_queue_max_file_size")
     if not (is_size(disk) and is_size(file_)):
         problems.append(f"log_shipping_queue_max_disk_space ('{disk}') and log_shipping_queue_max_file_size "

@@ -2,7 +2,8 @@
 
 Nothing here starts a container or opens a connection on purpose. Every host of a copied inventory is
 pinned to 127.0.0.1:9 (discard; nothing listens there), so a play that did reach a host fails with
-UNREACHABLE, which the tests look for, and no packet leaves the loopback interface.
+UNREACHABLE, which the tests look for, and no packet leaves the loopback interface. The address a host's
+logs leave from (logs_source_address) stays the inventory's ansible_host.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ def _pin_hosts(node: dict, pki_dir: Path) -> None:
     """Point every host below an inventory group at the discard port on loopback (host vars win over group_vars)."""
     for name, host_vars in list((node.get("hosts") or {}).items()):
         host_vars = dict(host_vars or {})
+        # The address a sender's logs leave from stays the one the inventory gave (the collector needs one per sender).
+        if "ansible_host" in host_vars:
+            host_vars.setdefault("logs_source_address", host_vars["ansible_host"])
         host_vars.update(ansible_host="127.0.0.1", ansible_port=9, pki_dir=str(pki_dir))
         node["hosts"][name] = host_vars
     for child in (node.get("children") or {}).values():

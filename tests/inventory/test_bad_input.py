@@ -59,6 +59,22 @@ def with_collector(group: str = "collectors", **variables: object) -> Mutation:
     return apply
 
 
+def with_log_sources(**addresses: str) -> Mutation:
+    """Add the collector (see with_collector) and give hosts their logs_source_address in hosts.yml (where the copy
+    keeps each host's own, which beats group_vars)."""
+
+    def apply(inv) -> None:
+        with_collector()(inv)
+        hosts = inv.load("hosts.yml")
+        for group in hosts["all"]["children"].values():
+            for name, host_vars in (group.get("hosts") or {}).items():
+                if name in addresses and host_vars is not None:
+                    host_vars["logs_source_address"] = addresses[name]
+        inv.dump("hosts.yml", hosts)
+
+    return apply
+
+
 def outside_the_perimeter(apply_too: dict | None = None) -> Mutation:
     """Take broker1 out of the perimeter group (and optionally add variables for all)."""
 
@@ -246,6 +262,14 @@ CASES = [
          "log_collector_bind_address", "meaning every address"),
     Case("collector-binds-a-name", with_collector(log_collector_bind_address="logs.example.internal"),
          "log_collector_bind_address", "must be one literal IP address"),
+    # Review H1: the collector files a sender's lines by the address they come from, so it needs one per sender.
+    Case("log-source-address-is-a-name", with_log_sources(client1="client1.lab.internal"),
+         "logs_source_address", "the address its logs come from, 'client1.lab.internal', is not one literal IP"),
+    Case("two-senders-share-a-log-source-address", with_log_sources(broker1="172.29.83.50", client1="172.29.83.50"),
+         "logs_source_address", "would send their logs from the same address 172.29.83.50"),
+    Case("collector-quarantine-inside-its-log-dir",
+         with_collector(log_collector_quarantine_dir="/var/log/rampart/quarantine"),
+         "log_collector_quarantine_dir", "outside log_collector_dir"),
     Case("collector-port-0", with_collector(log_collector_port=0),
          "log_collector_port", "must be a port between 1 and 65535"),
     Case("collector-world-readable-files", with_collector(log_collector_file_mode="0644"),

@@ -46,12 +46,24 @@ class CollectorFiles:
     def __init__(self, collector: dict):
         self.container = collector["container"]
         self.log_dir = collector["log_dir"]
+        self.quarantine_dir = collector["quarantine_dir"]
 
     def path(self, host: str) -> str:
         return f"{self.log_dir}/{host}/syslog.log"
 
     def count(self, host: str, text: str) -> int:
-        out = sh(self.container, f"grep -c -F -- {json.dumps(text)} {self.path(host)} || true")
+        return self.count_in(self.path(host), text)
+
+    def quarantine_path(self, sender: str) -> str:
+        """Lines from ``sender``'s address that claim another hostname (or, for "unknown-address", from any address
+        the collector does not know)."""
+        return f"{self.quarantine_dir}/{sender}/syslog.log"
+
+    def quarantined(self, sender: str, text: str) -> int:
+        return self.count_in(self.quarantine_path(sender), text)
+
+    def count_in(self, path: str, text: str) -> int:
+        out = sh(self.container, f"grep -c -F -- {json.dumps(text)} {path} || true")
         return int(out.strip() or 0)
 
 

@@ -1,9 +1,16 @@
-"""The collector's per-host files: owner, mode, rotation and retention."""
+"""The collector's per-host files: filed by the sender's address (review H1), capped, owner, mode, rotation and
+retention."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import time
 
+from ansible_collections.rampart.mqtt.plugins.module_utils.logship import size_bytes
+
+from rampart import logprobe
 from tests.support.docker import hostname, sh
 from tests.support.wait import wait_for
 
@@ -13,6 +20,71 @@ from .conftest import marker
 def _stat(container: str, path: str) -> tuple[str, str, str]:
     owner, group, mode = sh(container, f"stat -c '%U %G %a' {path}").split()
     return owner, group, mode.zfill(4)
+
+
+# A sender's own key material (roles/log_shipping/vars/main.yml): what root on that host holds.
+SENDER_TLS = "/etc/rampart/log-shipping"
+
+
+def _send_from(container: str, collector: dict, lines: list[str]) -> list[str]:
+    """Send ``lines`` over RELP from inside a sender's container, with that host's own certificate and address."""
+    argv, stdin = logprobe.relp_send_argv(collector["address"], int(collector["port"]), collector["tls_server_name"],
+                                   f"{SENDER_TLS}/ca.pem", f"{SENDER_TLS}/cert.pem", f"{SENDER_TLS}/key.pem", lines)
+    done = subprocess.run(["docker", "exec", "-i", container, *argv], input=stdin, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def _line(claimed_host: str, text: str) -> str:
+    return f"<13>{time.strftime('%b %e %H:%M:%S')} {claimed_host} rampart-h1-test: {text}"
+
+
+def test_a_sender_writes_only_its_own_file_and_a_line_claiming_another_host_is_quarantined(lab, collector, files):
+    """Review H1: root on an admitted sender (its own certificate, from its own address) sends one line under its
+    own name and one claiming another sender's. The collector files by the address the connection came from: the
+    first lands in the sender's file, the second in the sender's quarantine (with the address and the claimed name),
+    and nothing reaches the other host's file."""
+    sender = lab["brokers"][0]
+    address = next(s["address"] for s in collector["senders"] if s["name"] == sender["name"])
+    victim = next(s["name"] for s in collector["senders"] if s["name"] != sender["name"])
+    honest, forged = marker("own-name"), marker("claims-another-host")
+
+    replies = _send_from(sender["container"], collector, [_line(sender["name"], honest), _line(victim, forged)])
+
+    assert replies == ["200 OK"] * 3, replies
+    wait_for(lambda: files.count(sender["name"], honest) == 1 and files.quarantined(sender["name"], forged) == 1,
+             timeout=15, what="the sender's own line in its file and the forged one in its quarantine")
+    assert files.count(victim, forged) == 0, f"a line from {sender['name']} was filed as {victim}'s"
+    assert files.count(sender["name"], forged) == 0
+    quarantined = sh(files.container, f"grep -F -- {forged} {files.quarantine_path(sender['name'])}")
+    assert f"from={address} claimed={victim} " in quarantined, quarantined
+
+
+def test_a_flooding_sender_is_capped_and_its_newest_lines_are_kept(lab, collector, files):
+    """A sender that writes more than log_collector_max_file_size into one file: the full file is set aside as
+    syslog.log.capped and a new one begins, holding the newest lines. Every file of the collector is written by
+    one action template (roles/log_collector/templates/.../50-rampart-collector.conf.j2); the flood goes to the
+    sender's quarantine file, so the sender's own file (which other tests read) is left alone."""
+    cap = size_bytes(collector["max_file_size"])
+    sender = lab["brokers"][0]
+    flood = marker("flood")
+    padding = "x" * 900
+    count = cap // 900 + 300
+    lines = [_line("not-" + sender["name"], f"{flood} {i:06d} {padding}") for i in range(count)]
+    path = files.quarantine_path(sender["name"])
+
+    replies = _send_from(sender["container"], collector, lines)
+
+    assert replies == ["200 OK"] * (count + 1)
+    last = f"{flood} {count - 1:06d}"
+    wait_for(lambda: files.count_in(path, last) == 1, timeout=30, what="the flood's last line in the new file")
+    capped_size = int(sh(files.container, f"stat -c %s {path}.capped"))
+    current_size = int(sh(files.container, f"stat -c %s {path}"))
+    assert capped_size >= cap, f"{path}.capped holds {capped_size} bytes, less than the cap {cap}"
+    assert current_size < cap, f"{path} holds {current_size} bytes, past the cap {cap}"
+    assert files.count_in(f"{path}.capped", f"{flood} 000000") == 1, "the flood's first line is not in the capped file"
+    assert _stat(files.container, path) == (collector["owner"], collector["group"], collector["file_mode"])
 
 
 def test_per_host_files_have_the_intended_owner_and_mode(lab, collector, files):

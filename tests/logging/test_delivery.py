@@ -152,7 +152,8 @@ def test_collector_refuses_a_certificate_from_another_ca(lab, collector, files, 
     replies = logprobe.relp_send(collector["address"], port, _relp_context(pki_dir, pki_dir / "clients" / client),
                                 server_name, [f"<13>{time.strftime('%b %e %H:%M:%S')} {probe_host} probe: {ours}"])
     assert replies == ["200 OK", "200 OK"], replies
-    wait_for(lambda: files.count(probe_host, ours) == 1, timeout=10, what="the positive control's line")
+    # Admitted; from this machine's address, which is no sender's, so it is filed in quarantine (review H1).
+    wait_for(lambda: files.quarantined("unknown-address", ours) == 1, timeout=10, what="the positive control's line")
 
     foreign = tmp_path / "foreign-pki"
     pki.ensure_ca(foreign, common_name="Foreign CA")
@@ -161,7 +162,7 @@ def test_collector_refuses_a_certificate_from_another_ca(lab, collector, files, 
         logprobe.relp_send(collector["address"], port, _relp_context(pki_dir, foreign / "clients" / client),
                           server_name, [f"<13>{time.strftime('%b %e %H:%M:%S')} {probe_host} probe: {theirs}"])
     time.sleep(3)
-    assert files.count(probe_host, theirs) == 0
+    assert files.quarantined("unknown-address", theirs) == 0 and files.count(probe_host, theirs) == 0
 
 
 def test_collector_refuses_a_sender_of_our_ca_whose_name_it_does_not_permit(lab, collector, files, pki_dir, tmp_path):
@@ -183,11 +184,13 @@ def test_collector_refuses_a_sender_of_our_ca_whose_name_it_does_not_permit(lab,
                                   server_name, [line])
 
     assert send(permitted, ours) == ["200 OK", "200 OK"]
-    wait_for(lambda: files.count(probe_host, ours) == 1, timeout=10, what="the positive control's line")
+    # Admitted; from this machine's address, which is no sender's, so it is filed in quarantine (review H1).
+    wait_for(lambda: files.quarantined("unknown-address", ours) == 1, timeout=10, what="the positive control's line")
     try:
         replies = send(stranger, stray)
     except (ssl.SSLError, ConnectionError, OSError) as refused:
         replies = [f"refused: {refused!r}"]
     assert replies != ["200 OK", "200 OK"], "the collector admitted a sender whose name it does not permit"
     time.sleep(3)
-    assert files.count(probe_host, stray) == 0, "a line from a sender whose name is not permitted was filed"
+    assert files.quarantined("unknown-address", stray) == 0 and files.count(probe_host, stray) == 0, \
+        "a line from a sender whose name is not permitted was filed"

@@ -38,6 +38,20 @@ def test_targets_take_the_collectors_variables_with_fallbacks():
     assert logship.targets([], hostvars) == []
 
 
+def test_senders_file_each_host_by_its_logs_source_address_else_ansible_host():
+    hostvars = {"b1": {"ansible_host": "192.0.2.1", "logs_source_address": "10.0.0.5"},
+                "c1": {"ansible_host": "192.0.2.2"},
+                "v6": {"ansible_host": "FD00:0:0::20"},
+                "named": {"ansible_host": "c1.example"},
+                "bare": {}}
+    assert logship.senders(["b1", "c1", "v6", "named", "bare"], hostvars) == [
+        {"name": "b1", "address": "10.0.0.5"}, {"name": "c1", "address": "192.0.2.2"},
+        # written as rsyslog writes a peer's address, so the collector's comparison matches
+        {"name": "v6", "address": "fd00::20"},
+        # not an address: left as it is for validation to refuse, naming logs_source_address
+        {"name": "named", "address": "c1.example"}, {"name": "bare", "address": "bare"}]
+
+
 def test_client_names():
     assert logship.client_name("broker1") == "log-broker1"
 

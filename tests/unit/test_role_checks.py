@@ -48,6 +48,8 @@ COLLECTOR = {
     **{k: v for k, v in defaults("log_collector").items() if k.startswith("log_collector_")},
     "log_collector_bind_address": "172.29.83.30", "log_collector_tls_server_name": "logs.lab.internal",
     "log_collector_permitted_peers": ["log-broker1", "log-*"],
+    "log_collector_senders": [{"name": "broker1", "address": "172.29.83.10"},
+                              {"name": "client1", "address": "fd00::20"}],
     "log_collector_tls_ca_src": "/p/ca/chain.pem", "log_collector_tls_cert_src": "/p/c.pem",
     "log_collector_tls_key_src": "/p/k.pem",
 }
@@ -73,6 +75,22 @@ def test_a_valid_collector_passes():
     ({"log_collector_retention_days": 3651}, "must be between 1 and 3650"),
     ({"log_collector_tls_server_name": "172.29.83.30"}, 'log_collector_tls_server_name "172.29.83.30" must be a DNS'),
     ({"log_collector_tls_key_src": ""}, "log_collector_tls_ca_src, log_collector_tls_cert_src and"),
+    # review H1: the collector files a line under the sender its connection came from
+    ({"log_collector_senders": [{"name": "broker1", "address": "broker1.example"}]},
+     "host broker1: the address its logs come from, 'broker1.example', is not one literal IP address; set "
+     "logs_source_address on broker1"),
+    ({"log_collector_senders": [{"name": "a", "address": "0.0.0.0"}]}, "is not one literal IP address"),  # noqa: S104
+    ({"log_collector_senders": [{"name": "a", "address": "10.0.0.1"}, {"name": "b", "address": "10.0.0.1"}]},
+     "hosts a and b would send their logs from the same address 10.0.0.1"),
+    ({"log_collector_senders": [{"name": "a", "address": "10.0.0.1"}, {"name": "a", "address": "10.0.0.2"}]},
+     "log_collector_senders lists host a more than once"),
+    ({"log_collector_senders": [{"name": "a\" \"b", "address": "10.0.0.1"}]}, "must be an inventory host name"),
+    ({"log_collector_max_file_size": "512k"},
+     "log_collector_max_file_size ('512k') must be an rsyslog size of at least 1m"),
+    ({"log_collector_max_file_size": "lots"}, "log_collector_max_file_size ('lots')"),
+    ({"log_collector_quarantine_dir": "/var/log/rampart/quarantine"}, "outside log_collector_dir (/var/log/rampart)"),
+    ({"log_collector_quarantine_dir": "/var/log"}, "outside log_collector_dir"),
+    ({"log_collector_quarantine_dir": "quarantine"}, "log_collector_quarantine_dir (quarantine) must be an absolute"),
 ])
 def test_each_collector_rule_fires_alone(over, says):
     found = logship.collector_problems(changed(COLLECTOR, **over))
@@ -83,6 +101,7 @@ def test_each_collector_rule_fires_alone(over, says):
 SHIPPING = {
     **{k: v for k, v in defaults("log_shipping").items() if k.startswith("log_shipping_")},
     "log_shipping_targets": [{"host": "logs1", "address": "172.29.83.30", "name": "logs", "port": 2514}],
+    "log_shipping_source_address": "172.29.83.10", "log_shipping_hostname": "broker1",
     "log_shipping_tls_ca_src": "/p/ca.pem", "log_shipping_tls_cert_src": "/p/c.pem",
     "log_shipping_tls_key_src": "/p/k.pem",
 }
@@ -100,6 +119,10 @@ def test_valid_shipping_passes():
     ({"log_shipping_targets": [{"host": "l", "address": "10.0.0.1", "port": 1}] * 2},
      "names a collector host more than once"),
     ({"log_shipping_queue_max_disk_space": "lots"}, "log_shipping_queue_max_disk_space ('lots') and"),
+    ({"log_shipping_source_address": "broker1.example"}, "log_shipping_source_address 'broker1.example' must be one "
+                                                         "literal IP address of this host (set logs_source_address"),
+    ({"log_shipping_source_address": "::"}, "log_shipping_source_address '::' must be one literal IP address"),
+    ({"log_shipping_hostname": "broker1 evil"}, 'log_shipping_hostname "broker1 evil" must be a host name'),
     ({"log_shipping_queue_max_file_size": "1g", "log_shipping_queue_max_disk_space": "512m"},
      "log_shipping_queue_max_file_size (1g) must be below log_shipping_queue_max_disk_space (512m)"),
     ({"log_shipping_queue_max_file_size": "512m", "log_shipping_queue_max_disk_space": "512m"}, "must be below"),
