@@ -22,6 +22,8 @@ from ansible_collections.rampart.mqtt.plugins.module_utils.values import as_int,
 DEFAULT_PORT = 2514
 # The prefix of every sender's client certificate name: "log-<inventory_hostname>".
 CLIENT_PREFIX = "log-"
+# The quarantine's folder for lines from an address no sender has (roles/log_collector's rsyslog rules).
+UNKNOWN_ADDRESS = "unknown-address"
 
 
 def client_name(host: str) -> str:
@@ -144,9 +146,10 @@ def _sender_problems(rows: list) -> list[str]:
     problems = []
     for row in rows:
         name, address = row.get("name"), row.get("address")
-        if not (isinstance(name, str) and _HOST_RE.fullmatch(name)):
+        if not (isinstance(name, str) and _HOST_RE.fullmatch(name)) or name == UNKNOWN_ADDRESS:
             problems.append(f"log_collector_senders: the sender name {json_text(name)} must be an inventory host name "
-                            "of letters, digits, '.', '-' or '_'.")
+                            f"of letters, digits, '.', '-' or '_', other than {UNKNOWN_ADDRESS} (the quarantine's "
+                            "folder for lines from unknown addresses).")
         if not is_ip_address(address) or is_unspecified_address(address):
             problems.append(f"host {name}: the address its logs come from, '{address}', is not one literal IP "
                             f"address; set logs_source_address on {name} to the address it reaches the collector "

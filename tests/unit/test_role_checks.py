@@ -85,6 +85,7 @@ def test_a_valid_collector_passes():
     ({"log_collector_senders": [{"name": "a", "address": "10.0.0.1"}, {"name": "a", "address": "10.0.0.2"}]},
      "log_collector_senders lists host a more than once"),
     ({"log_collector_senders": [{"name": "a\" \"b", "address": "10.0.0.1"}]}, "must be an inventory host name"),
+    ({"log_collector_senders": [{"name": "unknown-address", "address": "10.0.0.1"}]}, "other than unknown-address"),
     ({"log_collector_max_file_size": "512k"},
      "log_collector_max_file_size ('512k') must be an rsyslog size of at least 1m"),
     ({"log_collector_max_file_size": "lots"}, "log_collector_max_file_size ('lots')"),
