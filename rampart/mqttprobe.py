@@ -150,6 +150,8 @@ class Session:
     disconnect_code: Any = None
     connected: threading.Event = field(default_factory=threading.Event)
     disconnected: threading.Event = field(default_factory=threading.Event)
+    # With manual_ack: the (mid, qos) of each received message not acknowledged yet (see ack_all).
+    unacked: queue.Queue = field(default_factory=queue.Queue)
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 1, timeout: float = 5.0) -> Any:
         """Publish and wait for the PUBACK; returns the reason code (v5) or 0 (v3)."""
@@ -184,28 +186,25 @@ class Session:
                 break
         return out
 
+    def ack_all(self) -> int:
+        """With manual_ack: acknowledge every message received so far; returns how many."""
+        count = 0
+        while True:
+            try:
+                mid, qos = self.unacked.get_nowait()
+            except queue.Empty:
+                return count
+            self.client.ack(mid, qos)
+            count += 1
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
 
 
-def session(address: str, port: int, ctx: NamedContext | None, server_name: str, username: str | None = None,
-            password: str | None = None, protocol: int = MQTT5, client_id: str | None = None,
-            timeout: float = 10.0, session_expiry: int = 0) -> Session:
-    """Connect with paho-mqtt; raises ConnectionError when the broker does not accept.
-
-    ``session_expiry`` > 0 (MQTT 5): resume the client id's session if the broker kept one, and ask the broker to
-    keep it that many seconds after the disconnect (its subscriptions and the QoS 1/2 messages queued for it).
-    """
-    proto = paho.MQTTv5 if protocol == MQTT5 else paho.MQTTv311
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"s-{uuid.uuid4().hex[:8]}",
-                         protocol=proto)
-    s = Session(client)
-    if ctx is not None:  # None: plaintext (only to audit a broker that offers it)
-        ctx.server_name = server_name
-        client.tls_set_context(ctx)
-    if username is not None:
-        client.username_pw_set(username, password)
+def _record_events(s: Session, manual_ack: bool) -> None:
+    """Wire the client's callbacks to the session's records."""
+    client = s.client
 
     def on_connect(_c, _u, _flags, reason, _props):
         s.connect_code = reason
@@ -217,6 +216,8 @@ def session(address: str, port: int, ctx: NamedContext | None, server_name: str,
 
     def on_message(_c, _u, msg):
         s.messages.put((msg.topic, msg.payload))
+        if manual_ack and msg.qos:
+            s.unacked.put((msg.mid, msg.qos))
 
     def on_publish(_c, _u, mid, reason, _props):
         s.acks[mid] = reason
@@ -226,6 +227,30 @@ def session(address: str, port: int, ctx: NamedContext | None, server_name: str,
 
     client.on_connect, client.on_disconnect, client.on_message = on_connect, on_disconnect, on_message
     client.on_publish, client.on_subscribe = on_publish, on_subscribe
+
+
+def session(address: str, port: int, ctx: NamedContext | None, server_name: str, username: str | None = None,
+            password: str | None = None, protocol: int = MQTT5, client_id: str | None = None,
+            timeout: float = 10.0, session_expiry: int = 0, manual_ack: bool = False) -> Session:
+    """Connect with paho-mqtt; raises ConnectionError when the broker does not accept.
+
+    ``manual_ack``: QoS 1/2 messages are acknowledged only by :meth:`Session.ack_all` (to watch the broker's
+    in-flight window).
+
+    ``session_expiry`` > 0 (MQTT 5): resume the client id's session if the broker kept one, and ask the broker to
+    keep it that many seconds after the disconnect (its subscriptions and the QoS 1/2 messages queued for it).
+    """
+    proto = paho.MQTTv5 if protocol == MQTT5 else paho.MQTTv311
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"s-{uuid.uuid4().hex[:8]}",
+                         protocol=proto, manual_ack=manual_ack)
+    s = Session(client)
+    if ctx is not None:  # None: plaintext (only to audit a broker that offers it)
+        ctx.server_name = server_name
+        client.tls_set_context(ctx)
+    if username is not None:
+        client.username_pw_set(username, password)
+
+    _record_events(s, manual_ack)
     props = None
     if protocol == MQTT5:
         props = Properties(PacketTypes.CONNECT)

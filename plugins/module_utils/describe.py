@@ -64,6 +64,8 @@ def _broker(b: dict[str, Any]) -> dict[str, Any]:
         "listeners": {auth: port for auth, port in sorted(ports.items())},
         "max_packet_size": b.get("max_packet_size"),
         "max_keepalive": b.get("max_keepalive"),
+        "max_queued_messages": b.get("max_queued_messages"),
+        "max_inflight_messages": b.get("max_inflight_messages"),
         "local_listener_port": b.get("local_listener_port"),
     }
 

@@ -1,6 +1,13 @@
-"""Packet-size limit: an oversize packet disconnects the client and is not delivered."""
+"""The broker's limits by behaviour: an oversize packet disconnects the client and is not delivered; a durable
+session's queue stops at max_queued_messages; a client gets at most max_inflight_messages unacknowledged."""
+
+import time
 
 from tests.support.mqtt import concrete
+
+from .conftest import open_session
+
+EXPIRY = 600  # seconds the broker keeps the durable session after the disconnect
 
 
 def test_oversize_packet_refused(broker, connect, publisher, admin):
@@ -15,3 +22,55 @@ def test_oversize_packet_refused(broker, connect, publisher, admin):
     got = watcher.received(2)
     assert (topic, b"small") in got
     assert all(len(payload) <= limit for _, payload in got)
+
+
+def test_a_durable_sessions_queue_stops_at_max_queued_messages(broker, publisher, reader):
+    """While a durable session is away, the broker queues its QoS 1 messages up to max_queued_messages and drops
+    the rest: the session comes back to the oldest ones, exactly the limit (max_queued_bytes is far above)."""
+    limit = int(broker["max_queued_messages"])
+    topic = concrete(publisher["publish"][0])
+    away = open_session(broker, reader, session_expiry=EXPIRY)
+    try:
+        assert away.subscribe(topic, qos=1) is not None
+    finally:
+        away.close()
+    sent = [f"queued-{i:05d}".encode() for i in range(limit + 50)]
+    sender = open_session(broker, publisher)
+    try:
+        assert [sender.publish(topic, payload, qos=1) for payload in sent] == [0] * len(sent)
+    finally:
+        sender.close()
+
+    back = open_session(broker, reader, session_expiry=EXPIRY)
+    try:
+        got: list[bytes] = []
+        deadline = time.monotonic() + 20
+        while len(got) < limit and time.monotonic() < deadline:
+            got += [payload for t, payload in back.received(0.5) if t == topic]
+        got += [payload for t, payload in back.received(1) if t == topic]  # and nothing beyond the limit
+    finally:
+        back.close()
+        open_session(broker, reader).close()  # a clean start ends the durable session
+    assert got == sent[:limit], f"{len(got)} messages came back, not the first {limit} of {len(sent)}"
+
+
+def test_a_client_gets_at_most_max_inflight_messages_unacknowledged(broker, connect, publisher, reader):
+    """The broker sends a QoS 1 subscriber at most max_inflight_messages it has not acknowledged, and the next ones
+    only as acknowledgements come back."""
+    window = int(broker["max_inflight_messages"])
+    topic = concrete(publisher["publish"][0])
+    slow = connect(reader, manual_ack=True)
+    assert slow.subscribe(topic, qos=1) is not None
+    sender = connect(publisher)
+    sent = [f"inflight-{i:04d}".encode() for i in range(window + 30)]
+    assert [sender.publish(topic, payload, qos=1) for payload in sent] == [0] * len(sent)
+
+    first = [payload for t, payload in slow.received(3) if t == topic]
+    assert first == sent[:window], f"{len(first)} unacknowledged messages arrived, the window is {window}"
+    rest: list[bytes] = []
+    for _ in range(20):
+        slow.ack_all()
+        rest += [payload for t, payload in slow.received(0.5) if t == topic]
+        if len(first) + len(rest) == len(sent):
+            break
+    assert first + rest == sent

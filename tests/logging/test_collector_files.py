@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 
 from ansible_collections.rampart.mqtt.plugins.module_utils.logship import size_bytes
 
 from rampart import logprobe
-from tests.support.docker import hostname, sh
+from tests.support.docker import docker_exec, hostname, sh
 from tests.support.wait import wait_for
 
 from .conftest import marker
@@ -30,10 +29,7 @@ def _send_from(container: str, collector: dict, lines: list[str]) -> list[str]:
     """Send ``lines`` over RELP from inside a sender's container, with that host's own certificate and address."""
     argv, stdin = logprobe.relp_send_argv(collector["address"], int(collector["port"]), collector["tls_server_name"],
                                    f"{SENDER_TLS}/ca.pem", f"{SENDER_TLS}/cert.pem", f"{SENDER_TLS}/key.pem", lines)
-    done = subprocess.run(["docker", "exec", "-i", container, *argv], input=stdin, capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
+    return json.loads(docker_exec(container, *argv, stdin=stdin, check=True).stdout)
 
 
 def _line(claimed_host: str, text: str) -> str:
@@ -124,3 +120,29 @@ def test_logrotate_dry_run_reads_the_configured_retention(collector, files):
     days = collector["retention_days"]
     assert re.search(rf"after 1 days .*\({days} rotations\)", out), out
     assert "old logs are removed" in out, out
+
+
+def test_rotated_files_older_than_the_retention_are_deleted(collector, files):
+    """logrotate itself, with the installed rules, forced to rotate: a rotated file older than the retention (by its
+    modification time, which maxage reads) is deleted, a younger one is kept. The files sit in a scratch sender
+    folder the rules match like any other (removed afterwards)."""
+    days = int(collector["retention_days"])
+    folder = f"{files.log_dir}/rampart-retention-test"
+    old, young = marker("older-than-retention"), marker("younger-than-retention")
+    owner = f"{collector['owner']}:{collector['group']}"
+    sh(files.container, f"""set -e
+        install -d -m {collector['dir_mode']} -o {collector['owner']} -g {collector['group']} {folder}
+        echo current-line > {folder}/syslog.log
+        echo {young} > {folder}/syslog.log.1
+        echo {old} | gzip > {folder}/syslog.log.2.gz
+        chown {owner} {folder}/syslog.log*
+        chmod {collector['file_mode']} {folder}/syslog.log*
+        touch -d '1 day ago' {folder}/syslog.log.1
+        touch -d '{days + 5} days ago' {folder}/syslog.log.2.gz""")
+    try:
+        sh(files.container, "logrotate -f /etc/logrotate.d/rampart-collector")
+        kept = sh(files.container, f"cd {folder} && ls -1 && zcat -f syslog.log.* | cat")
+        assert young in kept, f"the file younger than {days} days was deleted:\n{kept}"
+        assert old not in kept, f"the file older than {days} days is still there:\n{kept}"
+    finally:
+        sh(files.container, f"rm -rf {folder}", check=False)

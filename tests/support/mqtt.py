@@ -21,14 +21,15 @@ def port_for(broker: dict, client: dict) -> int:
 
 
 def open_session(ca_file: str, broker: dict, client: dict, protocol: int = mqttprobe.MQTT5,
-                 password: str | None = None, session_expiry: int = 0, **tls) -> mqttprobe.Session:
+                 password: str | None = None, session_expiry: int = 0, manual_ack: bool = False,
+                 **tls) -> mqttprobe.Session:
     """A connected session of a client of the description (its certificate or password)."""
     ctx = mqttprobe.tls_context(ca_file, client.get("certfile"), client.get("keyfile"), **tls)
     pw = password if password is not None else client.get("password")
     return mqttprobe.session(broker["address"], port_for(broker, client), ctx, broker["tls_server_name"],
                              username=client["username"] if client["auth"] == "password" else None,
                              password=pw, protocol=protocol, client_id=client["username"],
-                             session_expiry=session_expiry)
+                             session_expiry=session_expiry, manual_ack=manual_ack)
 
 
 def probe(ca_file: str, broker: dict, port: int, username=None, password=None, protocol=mqttprobe.MQTT311,
