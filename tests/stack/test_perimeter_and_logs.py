@@ -21,8 +21,8 @@ CLOSED_PORT = 1883
 
 def test_a_packet_the_firewall_drops_is_logged_and_filed_on_the_collector():
     """An outsider's SYN to a closed port is dropped by nftables, which logs it (NFLOG, read by ulogd2 into the
-    journal); rsyslog ships the line, and the collector files it under the broker. The line names the outsider's
-    address and the port, so it is this packet's and no other's (the source port is a fresh random one)."""
+    journal); rsyslog ships the line, and the collector files it under the broker. The line names the broker's
+    address, the port and the SYN's source port, a fresh random one, so it is this packet's and no other's."""
     outsider = description.vantage_point(LAB, "outsider")
     broker = description.brokers(LAB)[0]
     collector = LAB["collector"]
