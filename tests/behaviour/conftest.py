@@ -62,3 +62,12 @@ def host(broker):
 
 def inventory_clients() -> list[dict]:
     return description.inventory_clients(LAB)
+
+
+def leave_durable_subscription(broker: dict, client: dict, topic: str, expiry: int) -> None:
+    """Subscribe ``client`` to ``topic`` at QoS 1 in a session the broker keeps ``expiry`` seconds, then go away."""
+    away = open_session(broker, client, session_expiry=expiry)
+    try:
+        assert away.subscribe(topic, qos=1) is not None
+    finally:
+        away.close()

@@ -5,7 +5,7 @@ import time
 
 from tests.support.mqtt import concrete
 
-from .conftest import open_session
+from .conftest import leave_durable_subscription, open_session
 
 EXPIRY = 600  # seconds the broker keeps the durable session after the disconnect
 
@@ -29,11 +29,7 @@ def test_a_durable_sessions_queue_stops_at_max_queued_messages(broker, publisher
     the rest: the session comes back to the oldest ones, exactly the limit (max_queued_bytes is far above)."""
     limit = int(broker["max_queued_messages"])
     topic = concrete(publisher["publish"][0])
-    away = open_session(broker, reader, session_expiry=EXPIRY)
-    try:
-        assert away.subscribe(topic, qos=1) is not None
-    finally:
-        away.close()
+    leave_durable_subscription(broker, reader, topic, EXPIRY)
     sent = [f"queued-{i:05d}".encode() for i in range(limit + 50)]
     sender = open_session(broker, publisher)
     try:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.mqtt import concrete
 
-from .conftest import open_session, probe
+from .conftest import leave_durable_subscription, open_session, probe
 
 pytestmark = pytest.mark.converges
 
@@ -25,11 +25,7 @@ def wait_until_serving(broker, client, timeout=30.0):
 
 def test_queued_qos1_messages_of_a_durable_session_survive_a_restart(broker, host, publisher, reader):
     topic = concrete(publisher["publish"][0])
-    away = open_session(broker, reader, session_expiry=EXPIRY)
-    try:
-        assert away.subscribe(topic, qos=1) is not None
-    finally:
-        away.close()
+    leave_durable_subscription(broker, reader, topic, EXPIRY)
     sender = open_session(broker, publisher)
     try:
         queued = [f"queued-{i}".encode() for i in range(3)]
