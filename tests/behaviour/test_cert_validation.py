@@ -8,6 +8,7 @@ import datetime
 from pathlib import Path
 
 import pytest
+from ansible_collections.rampart.mqtt.plugins.module_utils import logship
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -94,4 +95,17 @@ def test_server_certificate_presented_as_client_certificate_refused(broker, cert
     assert res.outcome in ("tls-error", "closed"), res
     server_dir = PKI_DIR / "servers" / f"mqtt-{broker['name']}"  # the broker's certificate (roles/wiring/vars/main.yml)
     res = handshake(broker, cert_client, str(server_dir / "chain.pem"), str(server_dir / "key.pem"))
+    assert res.outcome in ("tls-error", "closed"), res
+
+
+def test_log_shipping_certificate_is_no_mqtt_login(broker, cert_client, tmp_path):
+    """Review M4: every managed host holds a log sender's client certificate (log-<host>); it comes from the
+    infrastructure CA, which the broker does not trust, so it is refused at the handshake. The positive control is
+    test_freshly_signed_certificate_accepted (a certificate of the devices' CA, same listener)."""
+    collector = LAB.get("collector")
+    if not collector:
+        pytest.fail("the description has no collector, so there is no log sender's certificate to present")
+    sender = Path(collector["client_cert_dir"]) / logship.client_name(broker["name"])
+    assert (sender / "key.pem").is_file(), f"no log sender's certificate in {sender}"
+    res = handshake(broker, cert_client, str(sender / "chain.pem"), str(sender / "key.pem"))
     assert res.outcome in ("tls-error", "closed"), res

@@ -37,6 +37,14 @@ def collector() -> dict:
 
 @pytest.fixture(scope="session")
 def pki_dir() -> Path:
+    """The infrastructure CA's folder (its own root; the log senders' and the collector's certificates, review M4):
+    the only CA the collector trusts."""
+    return Path(LAB["collector"]["ca_file"]).parent.parent
+
+
+@pytest.fixture(scope="session")
+def devices_pki_dir() -> Path:
+    """The devices' CA's folder (the brokers' and the MQTT clients' certificates)."""
     return description.pki_dir(LAB)
 
 

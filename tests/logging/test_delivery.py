@@ -165,6 +165,35 @@ def test_collector_refuses_a_certificate_from_another_ca(lab, collector, files, 
     assert files.quarantined("unknown-address", theirs) == 0 and files.count(probe_host, theirs) == 0
 
 
+def test_collector_refuses_a_device_certificate_even_with_a_permitted_name(lab, collector, files, pki_dir,
+                                                                          devices_pki_dir, tmp_path):
+    """Review M4: a certificate of the devices' CA (the one the brokers trust) never ships logs, even one named like
+    a permitted sender. Positive control: that sender's own certificate, from the infrastructure CA, is admitted.
+    (The devices' CA is copied, so the deployment's CA records no new certificate.)"""
+    sender = logship.client_name(lab["brokers"][0]["name"])
+    copy = tmp_path / "devices-pki"
+    shutil.copytree(devices_pki_dir, copy, ignore=shutil.ignore_patterns("infrastructure"))
+    pki.issue(copy, [{"name": sender, "profile": "client"}])
+    port, server_name = collector["port"], collector["tls_server_name"]
+    ours, device = marker("infrastructure-ca"), marker("devices-ca")
+    probe_host = "rampart-relp-probe"
+
+    def send(ctx: ssl.SSLContext, text: str) -> list[str]:
+        line = f"<13>{time.strftime('%b %e %H:%M:%S')} {probe_host} probe: {text}"
+        return logprobe.relp_send(collector["address"], port, ctx, server_name, [line])
+
+    assert send(_relp_context(pki_dir, pki_dir / "clients" / sender), ours) == ["200 OK", "200 OK"]
+    wait_for(lambda: files.quarantined("unknown-address", ours) == 1, timeout=10, what="the positive control's line")
+    try:
+        replies = send(_relp_context(pki_dir, copy / "clients" / sender), device)
+    except (ssl.SSLError, ConnectionError, OSError) as refused:
+        replies = [f"refused: {refused!r}"]
+    assert replies != ["200 OK", "200 OK"], "the collector admitted a certificate of the devices' CA"
+    time.sleep(3)
+    assert files.quarantined("unknown-address", device) == 0 and files.count(probe_host, device) == 0, \
+        "a line sent with a device certificate was filed"
+
+
 def test_collector_refuses_a_sender_of_our_ca_whose_name_it_does_not_permit(lab, collector, files, pki_dir, tmp_path):
     """Signed by Rampart's own CA but named outside the collector's permitted senders (log-<host> of each sender):
     refused, and nothing it sent is filed. Positive control: a permitted sender's certificate from the same

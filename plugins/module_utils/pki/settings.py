@@ -7,6 +7,7 @@ The cross-field rules the argument spec cannot express, each problem naming the 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,9 +23,7 @@ def problems(s: Mapping[str, Any]) -> list[str]:
     out = custody_problems(str(s.get("pki_dir", "")), str(s.get("pki_ca_key_passphrase") or ""),
                            as_bool(s.get("pki_disposable")))
     out += _lifetime_problems(s)
-    ca_name = s.get("pki_ca_common_name")
-    if not isinstance(ca_name, str) or not ca_name.strip() or len(ca_name) > 64:
-        out.append(f"pki_ca_common_name must be 1-64 characters (X.509 limit), got {json_text(ca_name)}.")
+    out += _authority_problems(s)
     clients = list(s.get("pki_client_certificates") or [])
     bad = [name for name in clients if not is_valid_name(name)]
     if bad:
@@ -51,6 +50,27 @@ def problems(s: Mapping[str, Any]) -> list[str]:
         out.append(f"pki_server_certificates lists a name more than once ({json_text(names)}); two certificates with "
                    "one name would overwrite each other.")
     return out
+
+
+# The folders of a hierarchy's layout (common.Layout), which an authority's folder must not shadow.
+_LAYOUT_FOLDERS = ("ca", "servers", "clients", "retired-clients")
+_AUTHORITY_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+
+
+def _authority_problems(s: Mapping[str, Any]) -> list[str]:
+    """pki_authority names a folder under pki_dir and goes into the root's CN (review M4)."""
+    authority, ca_name = s.get("pki_authority") or "", s.get("pki_ca_common_name")
+    if not isinstance(authority, str) or (authority and (not _AUTHORITY_RE.fullmatch(authority)
+                                                         or authority in _LAYOUT_FOLDERS)):
+        return [f"pki_authority must be empty or 1-32 characters from a-z 0-9 - (a folder under pki_dir), and not "
+                f"one of {json_text(list(_LAYOUT_FOLDERS))}; got {json_text(authority)}."]
+    if not isinstance(ca_name, str) or not ca_name.strip():
+        return [f"pki_ca_common_name must be 1-64 characters (X.509 limit), got {json_text(ca_name)}."]
+    full = f"{ca_name} ({authority})" if authority else ca_name
+    if len(full) > 64:
+        return [f"pki_ca_common_name must be 1-64 characters (X.509 limit) with the authority's suffix: "
+                f"{json_text(full)} is {len(full)}."]
+    return []
 
 
 def _retirement_problems(s: Mapping[str, Any], clients: list[Any]) -> list[str]:
