@@ -54,9 +54,10 @@ def problems(s: Mapping[str, Any]) -> list[str]:
             if not isinstance(client, Mapping):
                 continue  # the mosquitto role's argument spec names it
             name = client.get("name")
-            if client.get("auth", "password") == "certificate" and name in sender_names:
+            if name in sender_names:
                 out.append(f"mosquitto_clients[{i}].name {json_text(name)} is the name of a log sender's certificate "
-                           f"(log-<host>); rename the client so the two certificates do not share clients/{name}/.")
+                           "(log-<host>, from the infrastructure CA); rename the client, so that a name in the "
+                           "broker's log, its ACL and the audit means one thing (review M4).")
     return out
 
 

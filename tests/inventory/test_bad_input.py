@@ -313,9 +313,12 @@ CASES = [
          "mosquitto_tls_server_name", "must be a DNS name"),
     Case("collector-tls-name-is-an-address", with_collector(log_collector_tls_server_name="172.29.83.30"),
          "log_collector_tls_server_name", "must be a DNS name"),
-    # A certificate client named like a log sender's certificate would share its folder under clients/.
+    # An MQTT client named like a log sender's certificate (review M4), whatever its kind of login.
     Case("certificate-client-named-like-a-log-sender",
          with_collector("all", mosquitto_clients=[{"name": "log-client1", "auth": "certificate"}]),
+         "mosquitto_clients[0].name", "is the name of a log sender's certificate"),
+    Case("password-client-named-like-a-log-sender",
+         with_collector("all", mosquitto_clients=[{"name": "log-broker1", "auth": "password", "password": "x" * 24}]),
          "mosquitto_clients[0].name", "is the name of a log sender's certificate"),
     Case("vlan-id-4095", with_perimeter(vlan_mode="tagged", vlan_parent="eno1", vlan_interface="vlan83", vlan_id=4095),
          "vlan_id", "must be between 1 and 4094"),
