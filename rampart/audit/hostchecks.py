@@ -22,7 +22,8 @@ from .model import Context, Finding
 EXPOSURE_LIMIT = {"basic": 5.0, "enhanced": 3.0, "high": 2.5}
 HANDSHAKE_MAX_AGE = 300
 QUEUE_MAX_AGE = 120
-CRL_WARN_DAYS = 7
+# The pki role re-signs a CRL with 15 days left (the daily refresh, examples/systemd/); 10 left: five refreshes failed.
+CRL_WARN_DAYS = 10
 
 
 def run(ctx: Context, collected: Collected) -> list[Finding]:

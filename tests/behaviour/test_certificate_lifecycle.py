@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.support.ansible import converge
+from tests.support.ansible import converge, scheduled_crl_command
+from tests.support.ansible import run as ansible_run
 from tests.support.mqtt import concrete
 
 from .conftest import LAB, broker_host, inventory_clients, open_session, probe
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.converges
 
 BROKER_CRL = "/etc/mosquitto/certs/crl.pem"
 RELOADED = "Reload mosquitto (SIGHUP)"
+RELOADED_TASK = "Reload mosquitto (SIGHUP) because passwords, ACLs, certificates or reloadable options changed"
 RESTARTED = "Restart mosquitto because"
 
 
@@ -198,3 +200,39 @@ def test_renewal_and_crl_windows_under_a_live_subscriber(tmp_path):
             assert gone.outcome in ("tls-error", "closed"), gone
     run = converge(None, tmp_path)
     assert (run.rc, run.changed) == (0, 0), run.output[-3000:]
+
+
+def test_the_scheduled_crl_refresh_resigns_and_delivers_only_the_crl(tmp_path):
+    """The shipped schedule (examples/systemd/rampart-crl-refresh.service: site.yml --tags crl, daily), run as its
+    unit runs it: with the CRLs inside their re-sign window, both authorities' CRLs are re-signed (same revoked
+    serials, later nextUpdate), the brokers get the new one with a reload (no restart, no package step), the revoked
+    client is still refused and the others get in. Run again, it changes nothing: a daily schedule is cheap."""
+    devices_crl, infrastructure_crl = pki_dir() / "ca" / "crl.pem", pki_dir() / "infrastructure" / "ca" / "crl.pem"
+    before = {path: path.read_bytes() for path in (devices_crl, infrastructure_crl)}
+    days_left = (crl_next_update(before[devices_crl]) - datetime.now(UTC)).total_seconds() / 86400
+    window = {"pki_crl_valid_days": math.ceil(days_left) + 5, "pki_crl_renew_before_days": math.ceil(days_left) + 1}
+    command = scheduled_crl_command()
+
+    run = ansible_run(command, window, tmp_path)
+    assert run.rc == 0, run.output[-3000:]
+    for path, old in before.items():
+        new = path.read_bytes()
+        assert crl_next_update(new) > crl_next_update(old), f"{path} was not re-signed"
+        assert {r.serial_number for r in x509.load_pem_x509_crl(new)} == \
+            {r.serial_number for r in x509.load_pem_x509_crl(old)}
+    for broker in LAB["brokers"]:
+        assert broker_host(broker).file(BROKER_CRL).content == devices_crl.read_bytes()
+    assert run.statuses(RELOADED) == {"changed"}
+    assert run.statuses(RESTARTED) == {"skipped"}
+    assert not run.ran("Install Mosquitto without starting Debian's default service")
+    assert {t.task for t in run.changed_tasks} <= {
+        "Revoke client certificates and re-sign the CRLs when due",
+        "Install the CA bundle, CRL, server certificate and key, password file, ACL, mosquitto.conf and unit",
+        RELOADED_TASK, "Copy the files the broker is healthy on to the last-good directory"}, run.changed_tasks
+    for broker in LAB["brokers"]:
+        assert cert_probe(broker, keeper()["certfile"], keeper()["keyfile"]).accepted
+        gone = cert_probe(broker, revoked()["certfile"], revoked()["keyfile"])
+        assert gone.outcome in ("tls-error", "closed"), gone
+
+    again = ansible_run(command, window, tmp_path)
+    assert (again.rc, again.changed) == (0, 0), again.output[-3000:]

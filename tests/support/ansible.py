@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import uuid
 from pathlib import Path
 
 from rampart import results
 
 from . import ANSIBLE_PLAYBOOK, INVENTORIES, PLAYBOOKS, REPO, ansible_env
+
+# The shipped schedule that keeps the CRLs fresh (roles/pki/README.md, "Keeping the CRL fresh").
+CRL_REFRESH_UNITS = REPO / "examples" / "systemd"
 
 # The lab's converge for what tests/behaviour changes (validation, certificates and the brokers).
 DEFAULT_CONVERGE = [str(ANSIBLE_PLAYBOOK), "-i", str(INVENTORIES / "lab"), str(PLAYBOOKS / "site.yml"),
@@ -38,3 +42,21 @@ def run(cmd: list[str], extra_vars: dict | None = None, scratch: Path | None = N
 def converge(extra_vars: dict | None, tmp_path: Path, *args: str) -> results.PlaybookResult:
     """Run the deployment's converge command (plus args, e.g. --check); rc, output, changed, statuses(task)."""
     return run(converge_command(), extra_vars, tmp_path, *args)
+
+
+def unit_setting(unit: Path, key: str) -> str:
+    """The value of ``key`` in a systemd unit file (the one line that sets it)."""
+    [value] = [line.split("=", 1)[1] for line in unit.read_text().splitlines() if line.startswith(f"{key}=")]
+    return value
+
+
+def scheduled_crl_command() -> list[str]:
+    """The shipped CRL refresh (examples/systemd/rampart-crl-refresh.service), on the deployment under test: its
+    ExecStart's ansible-playbook arguments, with the converge command's ansible-playbook, inventory and playbook in
+    place of the unit's ${RAMPART_INVENTORY} and playbooks/site.yml (Molecule's converge.yml imports site.yml)."""
+    argv = shlex.split(unit_setting(CRL_REFRESH_UNITS / "rampart-crl-refresh.service", "ExecStart"))
+    converge_cmd = converge_command()
+    inventory = converge_cmd[converge_cmd.index("-i") + 1]
+    playbook = next(a for a in converge_cmd if a.endswith(".yml"))
+    swap = {"${RAMPART_INVENTORY}": inventory, "playbooks/site.yml": playbook}
+    return [converge_cmd[0], *(swap.get(a, a) for a in argv[1:])]
