@@ -2,6 +2,7 @@
 
 - a foreign nftables table (Docker's, fail2ban's) survives a converge that replaces the firewall;
 - a ruleset that cuts the control path is reverted by the host itself, which stays reachable;
+- a revert left armed by an interrupted run, or a failed revert unit, never outlives the next run (review L4);
 - adding and removing a WireGuard peer keeps the existing peer's tunnel up (wg syncconf).
 """
 
@@ -78,6 +79,33 @@ def test_ruleset_that_cuts_the_control_path_is_reverted():
     # And the next normal run converges cleanly again.
     again = converge("--tags", "nftables", "--limit", BROKER["name"])
     assert again.rc == 0, again.output[-4000:]
+
+
+def test_an_interrupted_apply_is_finished_and_a_failed_revert_unit_blocks_nothing():
+    """Review L4. (1) A run interrupted after arming the revert leaves its timer armed while the table is live and
+    the candidate unchanged: the next run must apply and confirm again (the timer gone after it), not report success
+    and let the old timer revert the table later. (2) A revert service that failed stays loaded and made every later
+    systemd-run of that name fail: the next run that applies a change must still succeed."""
+    container, unit = BROKER["container"], "rampart-nftables-revert"
+    # (1) What an interrupted run leaves: the timer armed (its payload harmless, and far off).
+    armed = docker_exec(container, "systemd-run", f"--unit={unit}", "--on-active=900", "/bin/true")
+    assert armed.returncode == 0, armed.stderr
+    run = converge("--tags", "nftables", "--limit", BROKER["name"])
+    assert run.rc == 0, run.output[-4000:]
+    assert run.statuses("Load the candidate ruleset") == {"changed"}, "the pending revert was not treated as a change"
+    assert docker_exec(container, "systemctl", "is-active", f"{unit}.timer").stdout.strip() != "active", \
+        "the old revert timer outlived the run"
+
+    # (2) A failed revert unit left loaded, then a change to apply (the candidate file lost).
+    docker_exec(container, "systemd-run", f"--unit={unit}", "--wait", "/bin/false")
+    failed = docker_exec(container, "systemctl", "is-failed", f"{unit}.service")
+    assert failed.stdout.strip() == "failed", failed.stdout
+    assert docker_exec(container, "rm", "/etc/rampart/nftables/candidate.nft").returncode == 0
+    run = converge("--tags", "nftables", "--limit", BROKER["name"])
+    assert run.rc == 0, run.output[-4000:]
+    assert run.statuses("Arm the automatic revert") == {"changed"}
+    assert run.statuses("Cancel the automatic revert") == {"changed"}
+    assert _live_table(container).replace(" ", "").count("policydrop") == 2
 
 
 def _wg_state(container: str) -> dict:
