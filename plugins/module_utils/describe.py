@@ -66,6 +66,8 @@ def _broker(b: dict[str, Any]) -> dict[str, Any]:
         "max_keepalive": b.get("max_keepalive"),
         "max_queued_messages": b.get("max_queued_messages"),
         "max_inflight_messages": b.get("max_inflight_messages"),
+        "max_connections": b.get("max_connections"),
+        "limit_nofile": b.get("limit_nofile"),
         "local_listener_port": b.get("local_listener_port"),
     }
 

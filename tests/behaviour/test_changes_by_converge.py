@@ -11,6 +11,7 @@
 import copy
 import hashlib
 import shutil
+import socket
 import ssl
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from rampart import mqttprobe
 from tests.support.ansible import converge
+from tests.support.wait import wait_for
 
 from .conftest import LAB, broker_host, inventory_clients, open_session, probe
 
@@ -190,11 +192,14 @@ def test_a_certificate_client_removed_from_the_inventory_is_refused_and_its_fold
 
 def test_high_profile_deploys_tls13_and_certificates_only(tmp_path):
     """rampart_profile high (README "Security profiles"): TLS 1.3 only, no password listener, devices with
-    certificates still get in; the next converge at the default profile puts everything back."""
+    certificates still get in; the next converge at the default profile puts everything back.
+    The same converge (one converge pair instead of two) lowers the listener's max_connections to 3: with 3
+    connections open, a 4th is closed at once, and once they are gone the device gets in again (issue 15)."""
     lab = LAB
     devices = [c for c in inventory_clients() if c.get("auth") == "certificate"]
     device = next(c for c in lab["clients"] if c["auth"] == "certificate" and c["expect"] == "allowed")
-    run = converge({"rampart_profile": "high", "mosquitto_clients": devices}, tmp_path)
+    run = converge({"rampart_profile": "high", "mosquitto_clients": devices, "mosquitto_max_connections": 3},
+                   tmp_path)
     assert run.rc == 0, run.output[-3000:]
     try:
         for broker in LAB["brokers"]:
@@ -206,6 +211,15 @@ def test_high_profile_deploys_tls13_and_certificates_only(tmp_path):
                                           minimum=ssl.TLSVersion.TLSv1_3)
             assert probe(broker, port, ctx=tls13).accepted, "the certificate device was refused over TLS 1.3"
             assert login(broker, "sensor-01", "x").outcome == "refused", "the password listener still answers"
+            held = [socket.create_connection((broker["address"], port), timeout=5) for _ in range(3)]
+            try:
+                full = probe(broker, port, ctx=tls13)
+                assert full.outcome in ("closed", "tls-error"), f"a 4th connection got in past max_connections: {full}"
+            finally:
+                for sock in held:
+                    sock.close()
+            assert wait_for(lambda broker=broker, port=port, tls13=tls13: probe(broker, port, ctx=tls13).accepted,
+                            timeout=10, what="a connection slot after the held ones closed")
     finally:
         run = converge(None, tmp_path)
     assert run.rc == 0, run.output[-3000:]

@@ -1,11 +1,12 @@
 """The broker's limits by behaviour: an oversize packet disconnects the client and is not delivered; a durable
-session's queue stops at max_queued_messages; a client gets at most max_inflight_messages unacknowledged."""
+session's queue stops at max_queued_messages; a client gets at most max_inflight_messages unacknowledged; the
+running broker has the unit's open-file limit. (max_connections: test_changes_by_converge.py, high profile.)"""
 
 import time
 
 from tests.support.mqtt import concrete
 
-from .conftest import leave_durable_subscription, open_session
+from .conftest import broker_host, leave_durable_subscription, open_session
 
 EXPIRY = 600  # seconds the broker keeps the durable session after the disconnect
 
@@ -70,3 +71,16 @@ def test_a_client_gets_at_most_max_inflight_messages_unacknowledged(broker, conn
         if len(first) + len(rest) == len(sent):
             break
     assert first + rest == sent
+
+
+def test_the_running_broker_has_the_units_open_file_limit(broker):
+    """LimitNOFILE as the kernel applies it to the broker's main process (soft and hard), above the connections
+    the listeners admit, so max_connections, not the file table, is what refuses a flood."""
+    host = broker_host(broker)
+    pid = host.check_output("systemctl show -p MainPID --value mosquitto").strip()
+    assert pid not in ("", "0"), "mosquitto has no main process"
+    limits = host.check_output(f"cat /proc/{pid}/limits").splitlines()
+    line = next(ln for ln in limits if ln.startswith("Max open files"))
+    soft, hard = line.split()[3:5]
+    assert (int(soft), int(hard)) == (int(broker["limit_nofile"]),) * 2, line
+    assert int(soft) > int(broker["max_connections"]) * len(broker["listeners"])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
 
-from .conftest import OUTSIDER, mqtt_ports, tcp
+from .conftest import OUTSIDER, SEGMENT_CLIENT, mqtt_ports, tcp
 
 HARDENED = {
     "net.ipv4.conf.all.rp_filter": 1,
@@ -79,6 +80,33 @@ def test_drops_are_logged_with_the_prefix_in_the_journal(broker_host, broker, de
     assert tcp(outsider, broker["wan_address"], 2222, timeout=1.5) == "timeout"
     log = broker_host.run(f"journalctl --no-pager -q -n 400 -g '{broker['log_prefix'].strip()}'")
     assert "DPT=2222" in log.stdout, f"no drop log line for the probe:\n{log.stdout[-2000:]}"
+
+
+# 150 SYNs at once from one source (non-blocking connects, closed when the script ends).
+_SYN_BURST = ("import socket, sys, time\n"
+              "socks = []\n"
+              "for _ in range(150):\n"
+              "    s = socket.socket(); s.setblocking(False); socks.append(s)\n"
+              "    s.connect_ex((sys.argv[1], int(sys.argv[2])))\n"
+              "time.sleep(4)\n")
+
+
+def test_one_noisy_source_does_not_hide_another_sources_drops(broker_host, broker):
+    """Review L9: the drop log's budget is per source (and a larger total), so an outsider flooding closed ports
+    gets a few lines logged, not all, and a drop from another source in the middle of that flood is still logged.
+    With one global budget the flood used it all up."""
+    started = broker_host.run("date +%s").stdout.strip()
+    flood = subprocess.Popen(["docker", "exec", OUTSIDER["container"], "python3", "-c", _SYN_BURST,
+                              broker["wan_address"], "2224"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        assert tcp(SEGMENT_CLIENT["container"], broker["segment_address"], 2223, timeout=1.5) == "timeout"
+    finally:
+        assert flood.wait(timeout=30) == 0
+    log = broker_host.run(f"journalctl --no-pager -q --since @{started} -g '{broker['log_prefix'].strip()}'").stdout
+    noisy = log.count("DPT=2224")
+    assert noisy <= 20, f"{noisy} drop lines for one source's 150 SYNs (its budget is a burst of 5):\n{log[-2000:]}"
+    assert "DPT=2223" in log, f"the other source's drop was not logged during the flood:\n{log[-2000:]}"
 
 
 def test_fail2ban_guards_the_broker_without_a_collector(broker_host, broker, desc):
