@@ -133,14 +133,17 @@ def _rule_problems(i: int, rule: object, seen: dict[str, int]) -> list[str]:
 
 
 def _log_problems(settings: dict) -> list[str]:
-    """nftables_log_prefix, _rate and _group: what the drop log lines look like and how many there are."""
+    """nftables_log_prefix, _rate, _rate_total and _group: what the drop log lines look like and how many."""
     problems = []
     prefix = settings.get("nftables_log_prefix", "")
     if not isinstance(prefix, str) or len(prefix) > 60 or '"' in prefix or "\\" in prefix:
         problems.append(f"nftables_log_prefix ({prefix!r}) must be at most 60 characters without quotes or backslashes")
-    rate = settings.get("nftables_log_rate", 1)
+    rate, total = settings.get("nftables_log_rate", 1), settings.get("nftables_log_rate_total", 1)
     if not isinstance(rate, int) or rate < 1:
         problems.append(f"nftables_log_rate ({rate!r}) must be an integer >= 1")
+    elif not isinstance(total, int) or total < rate:
+        problems.append(f"nftables_log_rate_total ({total!r}) must be an integer >= nftables_log_rate ({rate}): it "
+                        "bounds the lines of all sources together")
     group = settings.get("nftables_log_group", 0)
     if not isinstance(group, int) or not 0 <= group <= 65535:
         problems.append(f"nftables_log_group ({group!r}) must be between 0 and 65535")

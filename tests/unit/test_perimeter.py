@@ -18,6 +18,7 @@ GOOD_NFT = {
                         "max_connections": 100}],
     "nftables_log_prefix": "rampart-drop: ",
     "nftables_log_rate": 20,
+    "nftables_log_rate_total": 600,
     "nftables_log_group": 0,
     "nftables_revert_after": 90,
     "nftables_confirm_timeout": 30,
@@ -43,6 +44,7 @@ def test_good_nftables_settings_have_no_problem():
     ({"nftables_rules": [{"name": "a", "ports": [1], "rate": -1}]}, "nftables_rules[0].rate"),
     ({"nftables_log_prefix": 'say "hi"'}, "nftables_log_prefix"),
     ({"nftables_log_group": 70000}, "nftables_log_group"),
+    ({"nftables_log_rate_total": 10}, "nftables_log_rate_total (10) must be an integer >= nftables_log_rate (20)"),
     ({"nftables_revert_after": 35}, "nftables_revert_after (35) must exceed nftables_confirm_timeout (30)"),
 ])
 def test_bad_nftables_settings_are_named(change, needle):
@@ -215,13 +217,14 @@ def test_keygen_and_qr_write_owner_only_files(tmp_path: Path):
     assert oct(png.stat().st_mode & 0o777) == "0o600"
 
 
-def _render(template: str, **variables) -> str:
+def _render(template: str, role: str = "vlan", **variables) -> str:
     import jinja2
 
-    root = ROLES_DIR / "vlan" / "templates"
+    root = ROLES_DIR / role / "templates"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(root), keep_trailing_newline=True,  # noqa: S701 - renders config files, not HTML
                              undefined=jinja2.StrictUndefined)
     env.filters["comment"] = lambda text: "# " + text
+    env.filters["bool"] = bool  # Ansible's, for the real booleans given here
     return env.get_template(template).render(ansible_managed="Ansible managed", **variables)
 
 
@@ -264,3 +267,24 @@ def test_rendered_networkd_files_use_only_known_keys():
         for mode in ("tagged", "untagged"):
             for section, keys in _ini(_render(template, **{**GOOD_VLAN, "vlan_mode": mode})).items():
                 assert set(keys) <= known[section], f"{template}: unknown keys {set(keys) - known[section]}"
+
+
+def _ruleset(**over) -> str:
+    settings = {**GOOD_NFT, "nftables_log_drops": True, "nftables_allow_icmp": True,
+                "nftables_accept_router_advertisements": False, **over}
+    return _render("etc/rampart/nftables/rampart.nft.j2", role="nftables", **settings,
+                   __nftables_rules_rendered=perimeter.nftables_rules(settings["nftables_rules"]),
+                   __nftables_management_by_family=perimeter.cidrs_by_family(settings["nftables_management_cidrs"]))
+
+
+def test_the_ruleset_gives_each_source_its_own_drop_log_budget_and_filters_ipv6_by_reverse_path():
+    """Review L9, as rendered (the kernel takes it in the Molecule perimeter scenario and the lab, where
+    tests/perimeter/test_broker_host.py shows a noisy source no longer hides another's drops; IPv6 traffic itself
+    needs the virtual machines of issue 12)."""
+    text = _ruleset()
+    assert "update @log_budget_v4 { ip saddr limit rate 20/minute burst 5 packets } limit rate 600/minute" in text
+    assert "update @log_budget_v6 { ip6 saddr limit rate 20/minute burst 5 packets } limit rate 600/minute" in text
+    assert "ip6 saddr != :: fib saddr . iif oif missing jump log_drop" in text
+    assert "nd-router-advert" not in text, "router advertisements are accepted by default"
+    assert "nd-router-advert" in _ruleset(nftables_accept_router_advertisements=True)
+    assert "log_budget" not in _ruleset(nftables_log_drops=False)
