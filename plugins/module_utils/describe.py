@@ -68,6 +68,8 @@ def _broker(b: dict[str, Any]) -> dict[str, Any]:
         "max_inflight_messages": b.get("max_inflight_messages"),
         "max_connections": b.get("max_connections"),
         "limit_nofile": b.get("limit_nofile"),
+        "max_qos": b.get("max_qos"),
+        "retain_expiry_interval": b.get("retain_expiry_interval"),
         "local_listener_port": b.get("local_listener_port"),
     }
 

@@ -39,22 +39,23 @@ OWNED_GLOBAL_OPTIONS = frozenset({
     "persistence_location", "autosave_interval", "log_dest", "log_type", "connection_messages",
     "log_timestamp", "max_packet_size", "max_inflight_messages", "max_queued_messages", "max_queued_bytes",
     "max_keepalive", "persistent_client_expiration", "include_dir", "user",
-    "pid_file",
+    "pid_file", "retain_expiry_interval",
 })
 # The escape hatches are allow-lists (security review M6, L14): tuning options that cannot weaken
 # authentication, open a listener or a bridge, load a plugin or name a file. Everything else that the role
 # does not write has no variable on purpose (allow_anonymous, capath, psk_*, plugin, connection, ...).
 EXTRA_GLOBAL_OPTIONS = frozenset({
     "autosave_on_changes", "check_retain_source", "max_inflight_bytes", "memory_limit", "message_size_limit",
-    "queue_qos0_messages", "retain_available", "retain_expiry_interval", "set_tcp_nodelay", "sys_interval",
+    "queue_qos0_messages", "retain_available", "set_tcp_nodelay", "sys_interval",
     "upgrade_outgoing_qos", "log_timestamp_format",
 })
 # Listener options the role's template writes for every listener.
 OWNED_LISTENER_OPTIONS = frozenset({
     "listener", "certfile", "keyfile", "cafile", "crlfile", "require_certificate", "use_identity_as_username",
-    "tls_version", "ciphers", "ciphers_tls1.3", "max_connections", "use_username_as_clientid",
+    "tls_version", "ciphers", "ciphers_tls1.3", "max_connections", "use_username_as_clientid", "max_qos",
+    "maximum_qos",
 })
-EXTRA_LISTENER_OPTIONS = frozenset({"bind_interface", "socket_domain", "max_qos", "maximum_qos", "max_topic_alias"})
+EXTRA_LISTENER_OPTIONS = frozenset({"bind_interface", "socket_domain", "max_topic_alias"})
 AEAD_TLS12 = re.compile(r"^ECDHE-(ECDSA|RSA)-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$")
 TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_GCM_SHA256",
                 "TLS_AES_128_CCM_SHA256")
@@ -408,6 +409,12 @@ def _validate_misc(s: dict[str, Any]) -> list[str]:
     errors += _int_between(s, "mosquitto_password_iterations", 1000, 1_000_000)
     errors += _int_between(s, "mosquitto_password_min_length", 12, 1024)
     errors += _int_between(s, "mosquitto_autosave_interval", 1, 86400)
+    errors += _int_between(s, "mosquitto_max_qos", 0, 2)
+    errors += _int_between(s, "mosquitto_retain_expiry_interval", 0, 2**31 - 1)
+    if s.get("mosquitto_debian12_source") == "main" and (s.get("mosquitto_retain_expiry_interval") or 0) > 0:
+        errors.append("mosquitto_retain_expiry_interval needs Mosquitto 2.0.21, and mosquitto_debian12_source: main "
+                      "installs 2.0.11 on Debian 12, which refuses the option; use backports, or set "
+                      "mosquitto_retain_expiry_interval: 0.")
     expiration = s.get("mosquitto_persistent_client_expiration")
     if expiration is not None and not EXPIRATION_RE.fullmatch(str(expiration)):
         errors.append(f"mosquitto_persistent_client_expiration is {expiration!r}; use a number followed by h, d, w, m "

@@ -84,3 +84,20 @@ def test_the_running_broker_has_the_units_open_file_limit(broker):
     soft, hard = line.split()[3:5]
     assert (int(soft), int(hard)) == (int(broker["limit_nofile"]),) * 2, line
     assert int(soft) > int(broker["max_connections"]) * len(broker["listeners"])
+
+
+def test_a_publish_above_max_qos_disconnects_the_client_and_is_not_delivered(broker, connect, publisher, admin):
+    """The QoS ceiling (guide 000: no abuse of high QoS levels): a client that publishes above max_qos is
+    disconnected and its message goes nowhere; at max_qos it is delivered (positive control)."""
+    ceiling = int(broker["max_qos"])
+    assert ceiling < 2, "the deployment allows QoS 2, so there is no publish above the ceiling to try"
+    watcher = connect(admin)
+    topic = concrete(publisher["publish"][0])
+    watcher.subscribe(topic)
+    sender = connect(publisher)
+    assert sender.publish(topic, b"at-the-ceiling", qos=ceiling) == 0
+    sender.client.publish(topic, b"above-the-ceiling", qos=ceiling + 1)
+    assert sender.disconnected.wait(5), "the broker kept a client that published above max_qos"
+    got = watcher.received(2)
+    assert (topic, b"at-the-ceiling") in got
+    assert (topic, b"above-the-ceiling") not in got

@@ -232,3 +232,22 @@ def test_a_short_password_is_refused_without_echoing_it():
     assert mosquitto.validate(settings(mosquitto_clients=clients, mosquitto_password_min_length=12)) == []
     assert mosquitto.validate(settings(mosquitto_password_min_length=8)) == [
         "mosquitto_password_min_length is 8; use an integer from 12 to 1024."]
+
+
+# The guides' ceilings (issue 14): the QoS ceiling and the retained messages' expiry are variables the role owns.
+@pytest.mark.parametrize(("over", "says"), [
+    ({"mosquitto_max_qos": 3}, "mosquitto_max_qos is 3; use an integer from 0 to 2."),
+    ({"mosquitto_retain_expiry_interval": -1}, "mosquitto_retain_expiry_interval is -1"),
+    ({"mosquitto_retain_expiry_interval": 60, "mosquitto_debian12_source": "main"},
+     "mosquitto_retain_expiry_interval needs Mosquitto 2.0.21"),
+    ({"mosquitto_extra_options": ["retain_expiry_interval 60"]}, "mosquitto_extra_options[0] sets"),
+    ({"mosquitto_listeners": [{**LISTENERS[0], "extra_options": ["max_qos 2"]}, LISTENERS[1]]},
+     "mosquitto_listeners[0].extra_options[0] sets"),
+])
+def test_the_guides_ceilings_are_checked(over, says):
+    errors = mosquitto.validate(settings(**over))
+    assert len(errors) == 1 and says in errors[0], errors
+
+
+def test_no_retained_expiry_is_fine_on_debian_12_main():
+    assert mosquitto.validate(settings(mosquitto_retain_expiry_interval=0, mosquitto_debian12_source="main")) == []

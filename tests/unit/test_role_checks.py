@@ -266,7 +266,7 @@ KNOBS = {"perimeter_mqtt_rate": 60, "perimeter_mqtt_burst": "30", "perimeter_mqt
 WIRING = {"host": "broker1", "groups": {"all": ["broker1", "logs1"], "brokers": ["broker1"], "perimeter": ["broker1"],
                                         "wireguard": ["broker1"], "collectors": ["logs1"]},
           "play_hosts": ["broker1", "logs1"], "rampart_perimeter": True, "perimeter": KNOBS, "senders": ["broker1"],
-          "mosquitto_clients": [{"name": "device-1", "auth": "certificate"}, {"name": "log-broker1"}]}
+          "mosquitto_clients": [{"name": "device-1", "auth": "certificate"}, {"name": "log-book"}]}
 
 
 def test_valid_wiring_passes():
@@ -285,6 +285,8 @@ def test_valid_wiring_passes():
      "perimeter_wireguard_sources (\"10.0.0.0/8\") must be a list"),
     ({"play_hosts": ["broker1"]}, 'log_shipping_targets: the collectors ["logs1"] are outside this run (--limit)'),
     ({"mosquitto_clients": [{"name": "log-broker1", "auth": "certificate"}]},
+     'mosquitto_clients[0].name "log-broker1" is the name of a log sender\'s certificate'),
+    ({"mosquitto_clients": [{"name": "log-broker1"}]},
      'mosquitto_clients[0].name "log-broker1" is the name of a log sender\'s certificate'),
 ])
 def test_each_wiring_rule_fires_alone(over, says):
