@@ -182,6 +182,16 @@ def nftables_rules(rules: list[dict]) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------- wireguard
+def is_wireguard_key(value: object) -> bool:
+    """True for a base64 WireGuard key (32 bytes, 44 characters), as ``wg genkey`` and ``wg pubkey`` print it."""
+    if not isinstance(value, str) or len(value) != 44:
+        return False
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except ValueError:
+        return False
+
+
 def wg_private_key() -> str:
     """A new WireGuard private key (base64 of a clamped X25519 scalar), like ``wg genkey``."""
     from cryptography.hazmat.primitives import serialization
@@ -315,6 +325,12 @@ def _peer_problems(i: int, peer: dict, names: dict[str, int], inventory_hosts: l
             problems.append(f"{where}.name ({name!r}) must be 1-63 letters, digits, '.', '_' or '-'")
         if not peer.get("addresses"):
             problems.append(f"{where}.addresses is missing; a peer Ansible does not manage needs its tunnel address")
+        if "public_key" in peer and not is_wireguard_key(peer["public_key"]):
+            problems.append(f"{where}.public_key ({peer['public_key']!r}) is not a WireGuard public key (44 characters "
+                            "of base64, as 'wg pubkey' prints it)")
+    elif "public_key" in peer or "handed_over" in peer:
+        problems.append(f"{where}: public_key and handed_over are for peers Ansible does not manage (name); a managed "
+                        "peer's key is made and read on that host")
     for field in ("addresses", "allowed_ips"):
         for j, addr in enumerate(peer.get(field) or []):
             if (why := cidr_problem(addr)) is not None:

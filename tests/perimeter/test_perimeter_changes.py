@@ -3,7 +3,8 @@
 - a foreign nftables table (Docker's, fail2ban's) survives a converge that replaces the firewall;
 - a ruleset that cuts the control path is reverted by the host itself, which stays reachable;
 - a revert left armed by an interrupted run, or a failed revert unit, never outlives the next run (review L4);
-- adding and removing a WireGuard peer keeps the existing peer's tunnel up (wg syncconf).
+- adding and removing a WireGuard peer keeps the existing peer's tunnel up (wg syncconf); a peer may bring its own
+  public key, and a peer handed over loses its private key on the control node (review L11).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from ansible_collections.rampart.mqtt.plugins.module_utils import perimeter
 
 from .conftest import BROKERS, PERIMETER, VPN_CLIENT, converge, docker_exec, host_of, mqtt_roundtrip
 
@@ -130,13 +132,16 @@ def test_adding_and_removing_a_peer_keeps_the_existing_tunnel_up():
     assert len(before["peers"]) == 1
     (vpn_key, vpn_peer), = before["peers"].items()
     laptop = {"name": "laptop-test", "addresses": ["10.86.12.50/32"]}
+    # Review L11: a peer that made its own key pair; the inventory holds only its public key.
+    phone_key = perimeter.wg_public_key(perimeter.wg_private_key())
+    phone = {"name": "phone-test", "addresses": ["10.86.12.51/32"], "public_key": phone_key}
     # Both ends of every tunnel run together (a peer reads the other side's keys), so no --limit here.
     limit = ["--tags", "wireguard"]
 
-    added = converge(*limit, "-e", json.dumps({"perimeter_test_extra_peers": [laptop]}))
+    added = converge(*limit, "-e", json.dumps({"perimeter_test_extra_peers": [laptop, phone]}))
     assert added.rc == 0, added.output[-4000:]
     after = _wg_state(container)
-    assert len(after["peers"]) == 2, after
+    assert len(after["peers"]) == 3 and phone_key in after["peers"], after
     # Same interface, never restarted, and the existing peer's counters kept counting (no re-add).
     assert (after["ifindex"], after["since"]) == (before["ifindex"], before["since"])
     assert after["peers"][vpn_key]["rx"] >= vpn_peer["rx"] > 0
@@ -155,6 +160,25 @@ def test_adding_and_removing_a_peer_keeps_the_existing_tunnel_up():
     assert f"Endpoint = {BROKER['wan_address']}:" in text
     with open(png, "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    # The peer with its own key: a config without any private key, no QR code, no key made here.
+    phone_conf = Path(export, "phone-test.conf").read_text()
+    assert "\nPrivateKey" not in phone_conf and f"Rampart has only its public key, {phone_key}" in phone_conf
+    assert not os.path.exists(os.path.join(export, "phone-test.png"))
+    assert not os.path.exists(os.path.join(export, "phone-test.key"))
+
+    # Handed over: the laptop's private key, config and QR code are deleted; its public key stays, so the tunnel
+    # keeps the same peer (no new pair, no restart).
+    laptop_key = Path(export, "laptop-test.key.pub").read_text().strip()
+    assert laptop_key in after["peers"]
+    handed_over = [{**laptop, "handed_over": True}, phone]
+    handed = converge(*limit, "-e", json.dumps({"perimeter_test_extra_peers": handed_over}))
+    assert handed.rc == 0, handed.output[-4000:]
+    for suffix in ("key", "conf", "png"):
+        assert not os.path.exists(os.path.join(export, f"laptop-test.{suffix}")), suffix
+    assert Path(export, "laptop-test.key.pub").read_text().strip() == laptop_key
+    kept = _wg_state(container)
+    assert set(kept["peers"]) == set(after["peers"]), kept
+    assert (kept["ifindex"], kept["since"]) == (before["ifindex"], before["since"])
 
     removed = converge(*limit)
     assert removed.rc == 0, removed.output[-4000:]

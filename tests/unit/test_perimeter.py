@@ -100,6 +100,12 @@ def test_good_wireguard_settings_have_no_problem():
     ({"wireguard_peers": [{"host": "ghost"}]}, "wireguard_peers[0].host ('ghost') is not a host of this inventory"),
     ({"wireguard_peers": [{"host": "client1", "name": "x"}]}, "wireguard_peers[0] needs exactly one of host"),
     ({"wireguard_peers": [{"name": "laptop"}]}, "wireguard_peers[0].addresses is missing"),
+    ({"wireguard_peers": [{"name": "phone", "addresses": ["10.86.0.60/32"], "public_key": "not-a-key"}]},
+     "wireguard_peers[0].public_key ('not-a-key') is not a WireGuard public key"),
+    ({"wireguard_peers": [{"name": "phone", "addresses": ["10.86.0.60/32"], "public_key": "A" * 44}]},
+     "is not a WireGuard public key"),
+    ({"wireguard_peers": [{"host": "client1", "public_key": "x"}]},
+     "wireguard_peers[0]: public_key and handed_over are for peers Ansible does not manage"),
     ({"wireguard_export_dir": ""}, "wireguard_export_dir is empty"),
     ({"wireguard_endpoint": ""}, "wireguard_endpoint is empty"),
     ({"wireguard_before_units": ["mosquitto"]}, "wireguard_before_units[0]"),
@@ -288,3 +294,11 @@ def test_the_ruleset_gives_each_source_its_own_drop_log_budget_and_filters_ipv6_
     assert "nd-router-advert" not in text, "router advertisements are accepted by default"
     assert "nd-router-advert" in _ruleset(nftables_accept_router_advertisements=True)
     assert "log_budget" not in _ruleset(nftables_log_drops=False)
+
+
+def test_a_peer_may_bring_its_own_public_key():
+    """Review L11: the operator registers the key the peer made itself (so the hub never holds its private key)."""
+    own = perimeter.wg_public_key(perimeter.wg_private_key())
+    peers = [{"name": "phone", "addresses": ["10.86.0.60/32"], "public_key": own, "handed_over": True}]
+    assert perimeter.is_wireguard_key(own)
+    assert perimeter.wireguard_problems({**GOOD_WG, "wireguard_peers": peers}, ["client1"]) == []
