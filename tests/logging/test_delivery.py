@@ -165,6 +165,30 @@ def test_collector_refuses_a_certificate_from_another_ca(lab, collector, files, 
     assert files.quarantined("unknown-address", theirs) == 0 and files.count(probe_host, theirs) == 0
 
 
+def _admitted_then_refused(collector: dict, files, admitted: ssl.SSLContext, refused: ssl.SSLContext, tag: str,
+                           why: str) -> None:
+    """One line sent with ``admitted`` (the positive control) is filed; one sent with ``refused`` over the same path
+    is not accepted, and nothing of it is filed (``why`` says what it would mean)."""
+    probe_host = "rampart-relp-probe"
+    ours, stray = marker(f"{tag}-admitted"), marker(f"{tag}-refused")
+
+    def send(ctx: ssl.SSLContext, text: str) -> list[str]:
+        line = f"<13>{time.strftime('%b %e %H:%M:%S')} {probe_host} probe: {text}"
+        return logprobe.relp_send(collector["address"], collector["port"], ctx, collector["tls_server_name"], [line])
+
+    assert send(admitted, ours) == ["200 OK", "200 OK"]
+    # Admitted; from this machine's address, which is no sender's, so it is filed in quarantine (review H1).
+    wait_for(lambda: files.quarantined("unknown-address", ours) == 1, timeout=10, what="the positive control's line")
+    try:
+        replies = send(refused, stray)
+    except (ssl.SSLError, ConnectionError, OSError) as exc:
+        replies = [f"refused: {exc!r}"]
+    assert replies != ["200 OK", "200 OK"], why
+    time.sleep(3)
+    assert files.quarantined("unknown-address", stray) == 0 and files.count(probe_host, stray) == 0, \
+        f"{why}, and its line was filed"
+
+
 def test_collector_refuses_a_device_certificate_even_with_a_permitted_name(lab, collector, files, pki_dir,
                                                                           devices_pki_dir, tmp_path):
     """Review M4: a certificate of the devices' CA (the one the brokers trust) never ships logs, even one named like
@@ -174,24 +198,9 @@ def test_collector_refuses_a_device_certificate_even_with_a_permitted_name(lab, 
     copy = tmp_path / "devices-pki"
     shutil.copytree(devices_pki_dir, copy, ignore=shutil.ignore_patterns("infrastructure"))
     pki.issue(copy, [{"name": sender, "profile": "client"}])
-    port, server_name = collector["port"], collector["tls_server_name"]
-    ours, device = marker("infrastructure-ca"), marker("devices-ca")
-    probe_host = "rampart-relp-probe"
-
-    def send(ctx: ssl.SSLContext, text: str) -> list[str]:
-        line = f"<13>{time.strftime('%b %e %H:%M:%S')} {probe_host} probe: {text}"
-        return logprobe.relp_send(collector["address"], port, ctx, server_name, [line])
-
-    assert send(_relp_context(pki_dir, pki_dir / "clients" / sender), ours) == ["200 OK", "200 OK"]
-    wait_for(lambda: files.quarantined("unknown-address", ours) == 1, timeout=10, what="the positive control's line")
-    try:
-        replies = send(_relp_context(pki_dir, copy / "clients" / sender), device)
-    except (ssl.SSLError, ConnectionError, OSError) as refused:
-        replies = [f"refused: {refused!r}"]
-    assert replies != ["200 OK", "200 OK"], "the collector admitted a certificate of the devices' CA"
-    time.sleep(3)
-    assert files.quarantined("unknown-address", device) == 0 and files.count(probe_host, device) == 0, \
-        "a line sent with a device certificate was filed"
+    _admitted_then_refused(collector, files, _relp_context(pki_dir, pki_dir / "clients" / sender),
+                           _relp_context(pki_dir, copy / "clients" / sender), "devices-ca",
+                           "the collector admitted a certificate of the devices' CA")
 
 
 def test_collector_refuses_a_sender_of_our_ca_whose_name_it_does_not_permit(lab, collector, files, pki_dir, tmp_path):
@@ -203,23 +212,6 @@ def test_collector_refuses_a_sender_of_our_ca_whose_name_it_does_not_permit(lab,
     copy = tmp_path / "pki"
     shutil.copytree(pki_dir, copy)
     pki.issue(copy, [{"name": stranger, "profile": "client"}])
-    port, server_name = collector["port"], collector["tls_server_name"]
-    ours, stray = marker("permitted-name"), marker("not-permitted-name")
-    probe_host = "rampart-relp-probe"
-
-    def send(name: str, text: str) -> list[str]:
-        line = f"<13>{time.strftime('%b %e %H:%M:%S')} {probe_host} probe: {text}"
-        return logprobe.relp_send(collector["address"], port, _relp_context(copy, copy / "clients" / name),
-                                  server_name, [line])
-
-    assert send(permitted, ours) == ["200 OK", "200 OK"]
-    # Admitted; from this machine's address, which is no sender's, so it is filed in quarantine (review H1).
-    wait_for(lambda: files.quarantined("unknown-address", ours) == 1, timeout=10, what="the positive control's line")
-    try:
-        replies = send(stranger, stray)
-    except (ssl.SSLError, ConnectionError, OSError) as refused:
-        replies = [f"refused: {refused!r}"]
-    assert replies != ["200 OK", "200 OK"], "the collector admitted a sender whose name it does not permit"
-    time.sleep(3)
-    assert files.quarantined("unknown-address", stray) == 0 and files.count(probe_host, stray) == 0, \
-        "a line from a sender whose name is not permitted was filed"
+    _admitted_then_refused(collector, files, _relp_context(copy, copy / "clients" / permitted),
+                           _relp_context(copy, copy / "clients" / stranger), "not-permitted-name",
+                           "the collector admitted a sender whose name it does not permit")
