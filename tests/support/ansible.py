@@ -57,6 +57,6 @@ def scheduled_crl_command() -> list[str]:
     argv = shlex.split(unit_setting(CRL_REFRESH_UNITS / "rampart-crl-refresh.service", "ExecStart"))
     converge_cmd = converge_command()
     inventory = converge_cmd[converge_cmd.index("-i") + 1]
-    playbook = next(a for a in converge_cmd if a.endswith(".yml"))
+    playbook = next(a for i, a in enumerate(converge_cmd) if a.endswith(".yml") and converge_cmd[i - 1] != "-i")
     swap = {"${RAMPART_INVENTORY}": inventory, "playbooks/site.yml": playbook}
     return [converge_cmd[0], *(swap.get(a, a) for a in argv[1:])]

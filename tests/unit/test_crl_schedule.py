@@ -3,11 +3,12 @@ behaviour test proves (tests/behaviour/test_certificate_lifecycle.py, the schedu
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 
 from tests.support import REPO
-from tests.support.ansible import CRL_REFRESH_UNITS, unit_setting
+from tests.support.ansible import CRL_REFRESH_UNITS, scheduled_crl_command, unit_setting
 
 SERVICE = CRL_REFRESH_UNITS / "rampart-crl-refresh.service"
 TIMER = CRL_REFRESH_UNITS / "rampart-crl-refresh.timer"
@@ -33,3 +34,12 @@ def test_the_service_runs_site_yml_for_the_crl_only():
 def test_the_timer_runs_daily_and_catches_up_a_missed_day():
     assert unit_setting(TIMER, "OnCalendar") == "daily"
     assert unit_setting(TIMER, "Persistent") == "true"
+
+
+def test_the_behaviour_test_runs_the_units_command_on_the_deployment_under_test(monkeypatch):
+    """Its ansible-playbook arguments, on Molecule's converge command (an inventory file that also ends in .yml)."""
+    molecule = ["/venv/bin/ansible-playbook", "-i", "/m/inventory/ansible_inventory.yml", "/r/converge.yml",
+                "--tags", "broker"]
+    monkeypatch.setenv("RAMPART_CONVERGE", json.dumps(molecule))
+    assert scheduled_crl_command() == ["/venv/bin/ansible-playbook", "-i", "/m/inventory/ansible_inventory.yml",
+                                       "/r/converge.yml", "--tags", "crl"]
