@@ -31,7 +31,6 @@ pytestmark = pytest.mark.converges
 
 BROKER_CRL = "/etc/mosquitto/certs/crl.pem"
 RELOADED = "Reload mosquitto (SIGHUP)"
-RELOADED_TASK = "Reload mosquitto (SIGHUP) because passwords, ACLs, certificates or reloadable options changed"
 RESTARTED = "Restart mosquitto because"
 
 
@@ -225,10 +224,9 @@ def test_the_scheduled_crl_refresh_resigns_and_delivers_only_the_crl(tmp_path):
     assert run.statuses(RELOADED) == {"changed"}
     assert run.statuses(RESTARTED) == {"skipped"}
     assert not run.ran("Install Mosquitto without starting Debian's default service")
-    assert {t.task for t in run.changed_tasks} <= {
-        "Revoke client certificates and re-sign the CRLs when due",
-        "Install the CA bundle, CRL, server certificate and key, password file, ACL, mosquitto.conf and unit",
-        RELOADED_TASK, "Copy the files the broker is healthy on to the last-good directory"}, run.changed_tasks
+    crl_path = ("Revoke client certificates and re-sign the CRLs when due", "Install the CA bundle, CRL,", RELOADED,
+                "Copy the files the broker is healthy on to the last-good directory")
+    assert all(t.task.startswith(crl_path) for t in run.changed_tasks), run.changed_tasks
     for broker in LAB["brokers"]:
         assert cert_probe(broker, keeper()["certfile"], keeper()["keyfile"]).accepted
         gone = cert_probe(broker, revoked()["certfile"], revoked()["keyfile"])
