@@ -65,6 +65,7 @@ def _broker(b: dict[str, Any]) -> dict[str, Any]:
         "max_packet_size": b.get("max_packet_size"),
         "max_keepalive": b.get("max_keepalive"),
         "max_queued_messages": b.get("max_queued_messages"),
+        "max_queued_bytes": b.get("max_queued_bytes"),
         "max_inflight_messages": b.get("max_inflight_messages"),
         "max_connections": b.get("max_connections"),
         "limit_nofile": b.get("limit_nofile"),

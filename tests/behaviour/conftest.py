@@ -11,6 +11,7 @@ scripts/test sets these for the lab; molecule/default/verify.yml for Molecule.
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import testinfra
@@ -19,6 +20,7 @@ from rampart import mqttprobe
 from tests.support import INVENTORIES, mqtt
 from tests.support import lab as description
 from tests.support.docker import container_host
+from tests.support.mqtt import concrete
 
 LAB = description.load()
 
@@ -71,3 +73,35 @@ def leave_durable_subscription(broker: dict, client: dict, topic: str, expiry: i
         assert away.subscribe(topic, qos=1) is not None
     finally:
         away.close()
+
+
+DURABLE_EXPIRY = 600  # seconds the broker keeps a test's durable session after the disconnect
+
+
+def queued_while_away(broker, publisher, reader, payloads: list[bytes], expected: int) -> list[bytes]:
+    """Leave a durable QoS 1 subscription, publish ``payloads`` at QoS 1 while it is away, and return what the
+    session gets when it comes back: ``expected`` messages or what came in 20 s, and anything a second later."""
+    topic = concrete(publisher["publish"][0])
+    leave_durable_subscription(broker, reader, topic, DURABLE_EXPIRY)
+    sender = open_session(broker, publisher)
+    try:
+        assert [sender.publish(topic, payload, qos=1) for payload in payloads] == [0] * len(payloads)
+    finally:
+        sender.close()
+
+    back = open_session(broker, reader, session_expiry=DURABLE_EXPIRY)
+    try:
+        got: list[bytes] = []
+        deadline = time.monotonic() + 20
+        while len(got) < expected and time.monotonic() < deadline:
+            got += [payload for t, payload in back.received(0.5) if t == topic]
+        got += [payload for t, payload in back.received(1) if t == topic]  # and nothing beyond the limit
+    finally:
+        back.close()
+        open_session(broker, reader).close()  # a clean start ends the durable session
+    return got
+
+
+def padded_payloads(tag: str, count: int, size: int) -> list[bytes]:
+    """``count`` payloads of exactly ``size`` bytes, numbered in order (the first 12 bytes tell them apart)."""
+    return [f"{tag[:5]}-{i:05d}-".encode().ljust(size, b".") for i in range(count)]

@@ -5,7 +5,8 @@
   * a configuration the broker rejects fails the run and leaves the broker serving on its previous
     configuration, both when mosquitto's own parser rejects it and when the broker fails to start;
   * on a first deployment (no previous configuration) such a broker is stopped and disabled;
-  * a certificate client removed from the inventory is revoked and its folder retired (review M3).
+  * a certificate client removed from the inventory is revoked and its folder retired (review M3);
+  * a changed limit in mosquitto.conf restarts the broker and is in force (SIGHUP would leave it as it was).
 """
 
 import copy
@@ -18,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from rampart import mqttprobe
+from tests.support import lab as description
 from tests.support.ansible import converge
 from tests.support.wait import wait_for
 
-from .conftest import LAB, broker_host, inventory_clients, open_session, probe
+from .conftest import LAB, broker_host, inventory_clients, open_session, padded_payloads, probe, queued_while_away
 
 pytestmark = pytest.mark.converges
 
@@ -225,6 +227,29 @@ def test_high_profile_deploys_tls13_and_certificates_only(tmp_path):
     assert run.rc == 0, run.output[-3000:]
     for broker in LAB["brokers"]:
         assert probe(broker, broker["listeners"]["password"]).outcome == "connack", "the password listener is gone"
+
+
+def test_a_changed_limit_restarts_the_broker_and_is_in_force(tmp_path):
+    """A setting of mosquitto.conf is in force after the converge that changed it. Lowering max_queued_bytes alone
+    restarts the broker (on 2.0 a SIGHUP leaves the limits as they were: roles/mosquitto/README.md), and a durable
+    session's queue then stops at the new limit on both brokers. Converging the inventory restarts it back."""
+    limit, size = 2_000_000, 200_000
+    expected = -(-limit // size)
+    publisher, reader = description.publisher(LAB), description.reader(LAB)
+    run = converge({"mosquitto_max_queued_bytes": limit}, tmp_path)
+    try:
+        assert run.rc == 0, run.output[-3000:]
+        assert run.statuses("Restart mosquitto because") == {"changed"}
+        assert run.statuses("Reload mosquitto (SIGHUP)") == {"skipped"}
+        for broker in LAB["brokers"]:
+            sent = padded_payloads("limit", expected + 5, size)
+            got = queued_while_away(broker, publisher, reader, sent, expected)
+            assert [p[:12] for p in got] == [p[:12] for p in sent[:expected]], \
+                f"{broker['name']}: {len(got)} messages came back, not the first {expected} (the new limit)"
+    finally:
+        run = converge(None, tmp_path)
+    assert run.rc == 0, run.output[-3000:]
+    assert run.statuses("Restart mosquitto because") == {"changed"}
 
 
 LAST_GOOD = "/var/backups/rampart-mosquitto"

@@ -1,14 +1,12 @@
 """The broker's limits by behaviour: an oversize packet disconnects the client and is not delivered; a durable
-session's queue stops at max_queued_messages; a client gets at most max_inflight_messages unacknowledged; the
-running broker has the unit's open-file limit. (max_connections: test_changes_by_converge.py, high profile.)"""
+session's queue stops at max_queued_messages, and at max_queued_bytes on its own; a client gets at most
+max_inflight_messages unacknowledged; the running broker has the unit's open-file limit and the QoS ceiling.
+(max_connections: test_changes_by_converge.py, high profile.)"""
 
-import time
 
 from tests.support.mqtt import concrete
 
-from .conftest import broker_host, leave_durable_subscription, open_session
-
-EXPIRY = 600  # seconds the broker keeps the durable session after the disconnect
+from .conftest import broker_host, padded_payloads, queued_while_away
 
 
 def test_oversize_packet_refused(broker, connect, publisher, admin):
@@ -25,30 +23,44 @@ def test_oversize_packet_refused(broker, connect, publisher, admin):
     assert all(len(payload) <= limit for _, payload in got)
 
 
+def _journal_since(host, since: str) -> str:
+    return host.check_output(f"journalctl -u mosquitto --since @{since} --no-pager --output=cat")
+
+
 def test_a_durable_sessions_queue_stops_at_max_queued_messages(broker, publisher, reader):
     """While a durable session is away, the broker queues its QoS 1 messages up to max_queued_messages and drops
-    the rest: the session comes back to the oldest ones, exactly the limit (max_queued_bytes is far above)."""
+    the rest: the session comes back to the oldest ones, exactly the limit (max_queued_bytes is far above), and
+    the broker's log says it dropped messages for that client."""
     limit = int(broker["max_queued_messages"])
-    topic = concrete(publisher["publish"][0])
-    leave_durable_subscription(broker, reader, topic, EXPIRY)
+    host = broker_host(broker)
+    since = host.check_output("date +%s")
     sent = [f"queued-{i:05d}".encode() for i in range(limit + 50)]
-    sender = open_session(broker, publisher)
-    try:
-        assert [sender.publish(topic, payload, qos=1) for payload in sent] == [0] * len(sent)
-    finally:
-        sender.close()
 
-    back = open_session(broker, reader, session_expiry=EXPIRY)
-    try:
-        got: list[bytes] = []
-        deadline = time.monotonic() + 20
-        while len(got) < limit and time.monotonic() < deadline:
-            got += [payload for t, payload in back.received(0.5) if t == topic]
-        got += [payload for t, payload in back.received(1) if t == topic]  # and nothing beyond the limit
-    finally:
-        back.close()
-        open_session(broker, reader).close()  # a clean start ends the durable session
+    got = queued_while_away(broker, publisher, reader, sent, limit)
+
     assert got == sent[:limit], f"{len(got)} messages came back, not the first {limit} of {len(sent)}"
+    assert f"Outgoing messages are being dropped for client {reader['username']}." in _journal_since(host, since)
+
+
+def test_a_durable_sessions_queue_stops_at_max_queued_bytes(broker, publisher, reader):
+    """The byte limit on its own: with payloads of 200 kB, max_queued_bytes (10 MiB by default) stops the queue long
+    before max_queued_messages. The broker queues a message while the payload bytes it holds for the session are
+    below the limit, so ceil(limit / size) come back, the oldest ones, and the broker says it dropped the rest."""
+    limit = int(broker["max_queued_bytes"])
+    assert limit > 0, "this deployment sets no byte limit on queues"
+    size = min(200_000, int(broker["max_packet_size"]) - 1024)
+    expected = -(-limit // size)
+    assert expected + 10 <= int(broker["max_queued_messages"]), "the message count would stop the queue first"
+    host = broker_host(broker)
+    since = host.check_output("date +%s")
+    sent = padded_payloads("bytes", expected + 10, size)
+
+    got = queued_while_away(broker, publisher, reader, sent, expected)
+
+    assert [p[:12] for p in got] == [p[:12] for p in sent[:expected]], \
+        f"{len(got)} messages of {size} bytes came back, not the first {expected} of {len(sent)}"
+    assert got == sent[:expected]
+    assert f"Outgoing messages are being dropped for client {reader['username']}." in _journal_since(host, since)
 
 
 def test_a_client_gets_at_most_max_inflight_messages_unacknowledged(broker, connect, publisher, reader):

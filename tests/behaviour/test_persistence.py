@@ -8,11 +8,10 @@ import pytest
 
 from tests.support.mqtt import concrete
 
-from .conftest import leave_durable_subscription, open_session, probe
+from .conftest import DURABLE_EXPIRY, leave_durable_subscription, open_session, probe
 
 pytestmark = pytest.mark.converges
 
-EXPIRY = 600  # seconds the broker keeps the session after the disconnect
 
 
 def wait_until_serving(broker, client, timeout=30.0):
@@ -25,7 +24,7 @@ def wait_until_serving(broker, client, timeout=30.0):
 
 def test_queued_qos1_messages_of_a_durable_session_survive_a_restart(broker, host, publisher, reader):
     topic = concrete(publisher["publish"][0])
-    leave_durable_subscription(broker, reader, topic, EXPIRY)
+    leave_durable_subscription(broker, reader, topic, DURABLE_EXPIRY)
     sender = open_session(broker, publisher)
     try:
         queued = [f"queued-{i}".encode() for i in range(3)]
@@ -36,7 +35,7 @@ def test_queued_qos1_messages_of_a_durable_session_survive_a_restart(broker, hos
     assert host.run("systemctl restart mosquitto").rc == 0
     wait_until_serving(broker, publisher)
 
-    back = open_session(broker, reader, session_expiry=EXPIRY)
+    back = open_session(broker, reader, session_expiry=DURABLE_EXPIRY)
     try:
         assert [payload for t, payload in back.received(5) if t == topic] == queued
     finally:
