@@ -1,6 +1,9 @@
 """Probe run INSIDE a test container with the container's own python3 (stdlib only), fed on stdin.
 
   python3 - tcp HOST PORT TIMEOUT [SOURCE]       -> {"result": "open" | "refused" | "timeout" | "unreachable"}
+  python3 - hold HOST PORT COUNT TIMEOUT SOURCE  -> {"held": [COUNT results, as tcp], "other": result}: opens
+           COUNT connections from SOURCE one after the other and keeps the open ones open; while they are held,
+           one more from the container's own address ("other"); then closes them all.
   python3 - mqtt HOST PORT TLS_NAME CAFILE USER PASSWORD TOPIC
         -> {"connack": rc, "roundtrip": true/false}: TLS (hostname checked against TLS_NAME, so the broker
            can be dialled by any of its addresses), MQTT 3.1.1 CONNECT, then SUBSCRIBE + PUBLISH on TOPIC
@@ -14,22 +17,44 @@ import struct
 import sys
 
 
-def tcp(host, port, timeout, source=None):
+def _connect(host, port, timeout, source=None):
+    """(result, the connected socket or None)."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.settimeout(float(timeout))
     if source:
         sock.bind((source, 0))
     try:
         sock.connect((host, int(port)))
-        return "open"
+        return "open", sock
     except ConnectionRefusedError:
-        return "refused"
+        result = "refused"
     except TimeoutError:
-        return "timeout"
+        result = "timeout"
     except OSError:
-        return "unreachable"
-    finally:
+        result = "unreachable"
+    sock.close()
+    return result, None
+
+
+def tcp(host, port, timeout, source=None):
+    result, sock = _connect(host, port, timeout, source)
+    if sock:
         sock.close()
+    return result
+
+
+def hold(host, port, count, timeout, source):
+    held, socks = [], []
+    try:
+        for _ in range(int(count)):
+            result, sock = _connect(host, port, timeout, source)
+            held.append(result)
+            if sock:
+                socks.append(sock)
+        return {"held": held, "other": tcp(host, port, timeout)}
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def _remaining(n):
@@ -100,7 +125,10 @@ def mqtt(host, port, tls_name, cafile, user, password, topic):
 
 def main(argv):
     try:
-        out = {"result": tcp(*argv[1:])} if argv[0] == "tcp" else mqtt(*argv[1:])
+        if argv[0] == "tcp":
+            out = {"result": tcp(*argv[1:])}
+        else:
+            out = hold(*argv[1:]) if argv[0] == "hold" else mqtt(*argv[1:])
     except Exception as exc:  # the test reads the error
         out = {"error": f"{type(exc).__name__}: {exc}"}
     print(json.dumps(out))

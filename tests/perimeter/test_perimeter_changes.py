@@ -1,7 +1,9 @@
 """Changes to a converged perimeter (marked converges: they re-converge the hosts, after the other tests).
 
-- a foreign nftables table (Docker's, fail2ban's) survives a converge that replaces the firewall;
+- foreign nftables tables (fail2ban's real one, one made like Docker's) survive a converge that replaces the
+  firewall;
 - a ruleset that cuts the control path is reverted by the host itself, which stays reachable;
+- a candidate ruleset nft cannot parse is never installed or loaded, and the running rules stay;
 - a revert left armed by an interrupted run, or a failed revert unit, never outlives the next run (review L4);
 - adding and removing a WireGuard peer keeps the existing peer's tunnel up (wg syncconf); a peer may bring its own
   public key, and a peer handed over loses its private key on the control node (review L11).
@@ -17,7 +19,22 @@ from pathlib import Path
 import pytest
 from ansible_collections.rampart.mqtt.plugins.module_utils import perimeter
 
-from .conftest import BROKERS, PERIMETER, VPN_CLIENT, converge, docker_exec, host_of, mqtt_roundtrip
+from tests.support import qr
+
+from .conftest import (
+    BROKERS,
+    CA_IN_CONTAINERS,
+    DESC,
+    OUTSIDER,
+    PERIMETER,
+    VPN_CLIENT,
+    converge,
+    docker_exec,
+    host_of,
+    mqtt_roundtrip,
+    tcp,
+    wait_until,
+)
 
 pytestmark = pytest.mark.converges
 
@@ -40,11 +57,27 @@ def _live_table(container: str) -> str:
     return res.stdout
 
 
+# A real ban by the broker's real fail2ban (TEST-NET-1, nobody's address), so fail2ban's own table exists with a ban
+# in it (fail2ban makes its table at a jail's first ban).
+BANNED, F2B_JAIL = "192.0.2.77", "rampart-mosquitto-auth"
+
+
+def _fail2ban_table(container: str) -> str:
+    table = docker_exec(container, "nft", "list", "table", "inet", "f2b-table")
+    assert table.returncode == 0 and BANNED in table.stdout, f"fail2ban's table holds no ban of {BANNED}: {table}"
+    return table.stdout
+
+
 def test_foreign_table_survives_a_converge_that_replaces_the_firewall():
-    before = {}
+    """Two foreign tables survive: fail2ban's real one (with a real ban in it, unchanged to the byte), and one made
+    like Docker's (Docker itself cannot run inside these containers)."""
+    before, bans = {}, {}
     for broker in BROKERS:
         res = docker_exec(broker["container"], "nft", FOREIGN)
         assert res.returncode == 0, res.stderr
+        ban = docker_exec(broker["container"], "fail2ban-client", "set", F2B_JAIL, "banip", BANNED)
+        assert ban.returncode == 0, ban.stdout + ban.stderr
+        bans[broker["name"]] = _fail2ban_table(broker["container"])
         before[broker["name"]] = _live_table(broker["container"])
         # Without its table the role must load the whole ruleset again (the same nft -f transaction as a change).
         gone = docker_exec(broker["container"], "nft", "delete", "table", "inet", "rampart")
@@ -59,9 +92,11 @@ def test_foreign_table_survives_a_converge_that_replaces_the_firewall():
             foreign = docker_exec(broker["container"], "nft", "list", "table", "ip", "rampart_foreign_test")
             assert foreign.returncode == 0, f"the foreign table is gone from {broker['name']}"
             assert "priority filter + 10; policy accept;" in foreign.stdout
+            assert _fail2ban_table(broker["container"]) == bans[broker["name"]], "fail2ban's table changed"
     finally:
         for broker in BROKERS:
             docker_exec(broker["container"], "nft", "delete", "table", "ip", "rampart_foreign_test")
+            docker_exec(broker["container"], "fail2ban-client", "set", F2B_JAIL, "unbanip", BANNED)
 
 
 def test_ruleset_that_cuts_the_control_path_is_reverted():
@@ -81,6 +116,34 @@ def test_ruleset_that_cuts_the_control_path_is_reverted():
     # And the next normal run converges cleanly again.
     again = converge("--tags", "nftables", "--limit", BROKER["name"])
     assert again.rc == 0, again.output[-4000:]
+
+
+# One rule nft cannot parse, in the shape of the role's rendered rules. Validation refuses every bad input an
+# operator can write, so the test goes past it the way a bug in the role's rendering would: an extra var replaces
+# the role's internal __nftables_rules_rendered.
+UNPARSABLE = [{"name": "broken", "protocol": "tcp", "ports": [9], "rate": 0, "burst": 0, "max_connections": 0,
+               "families": [], "matches": [{"expr": "tcp dport 9 rampart-not-a-keyword", "family": "v4",
+                                            "saddr": "ip saddr"}]}]
+
+
+def test_a_candidate_nft_rejects_is_never_installed_and_the_running_rules_stay():
+    """A candidate ruleset with a syntax error fails the run at its nft -c check: the files under
+    /etc/rampart/nftables, the live table and the revert timer are all as they were, and nothing was loaded."""
+    container, unit = BROKER["container"], "rampart-nftables-revert"
+    host = host_of(container)
+    files = "sha256sum /etc/rampart/nftables/*"
+    before = (_live_table(container), host.check_output(files))
+    run = converge("--tags", "nftables", "--limit", BROKER["name"],
+                   "-e", json.dumps({"__nftables_rules_rendered": UNPARSABLE}))
+    assert run.rc != 0, f"a candidate nft cannot parse was accepted:\n{run.output[-4000:]}"
+    failed = run.failures[0]
+    assert failed.task.startswith("Install the revert script, the boot unit and the candidate ruleset"), failed.name
+    assert any("failed to validate /etc/rampart/nftables/candidate.nft" in m and "rampart-not-a-keyword" in m
+               for m in failed.messages), failed.messages
+    assert run.statuses("Load the candidate ruleset") == set(), "a rejected candidate reached the load step"
+    assert (_live_table(container), host.check_output(files)) == before, "the live table or its files changed"
+    assert docker_exec(container, "systemctl", "is-active", f"{unit}.timer").stdout.strip() != "active", \
+        "a revert timer was armed for a candidate that was never loaded"
 
 
 def test_an_interrupted_apply_is_finished_and_a_failed_revert_unit_blocks_nothing():
@@ -125,6 +188,49 @@ def _wg_state(container: str) -> dict:
     return {"peers": peers, "ifindex": link.stdout.strip(), "since": since.stdout.strip()}
 
 
+# The laptop: the outsider on the wan, given Debian 12's WireGuard tools (wg, wg-quick, wireguard-go), copied from a
+# Debian 12 broker that installed the same packages (the outsider has no way to the archive of its own).
+LAPTOP = OUTSIDER["container"]
+WIREGUARD_TOOLS = ("/usr/bin/wg", "/usr/bin/wg-quick", "/usr/bin/wireguard-go")
+
+
+def _laptop_roundtrip(config: str) -> dict:
+    """Bring up a tunnel on the laptop with ``config`` alone (wg-quick up, falling back to wireguard-go as on any
+    machine without the kernel module), do an MQTT round trip to the broker's VPN address through it, take it down.
+    Before the tunnel, the broker's MQTT port at that address must not answer: the outsider has no other way there."""
+    port = BROKER["listeners"]["password"]
+    assert tcp(LAPTOP, BROKER["vpn_address"], port, 2.0) != "open", "the outsider reached the VPN address untunnelled"
+    for tool in WIREGUARD_TOOLS:  # docker cp's tar stream, from one container to the other
+        tar = subprocess.run(["docker", "cp", f"{BROKER['container']}:{tool}", "-"], capture_output=True, timeout=60,
+                             check=True).stdout
+        subprocess.run(["docker", "cp", "-", f"{LAPTOP}:/usr/local/bin/"], input=tar, capture_output=True,
+                       timeout=60, check=True)
+    docker_exec(LAPTOP, "sh", "-c", f"cat > {CA_IN_CONTAINERS}", stdin=Path(DESC["ca_file"]).read_text(), check=True)
+    docker_exec(LAPTOP, "sh", "-c", "umask 077 && mkdir -p /etc/wireguard && cat > /etc/wireguard/laptop.conf",
+                stdin=config, check=True)
+    up = docker_exec(LAPTOP, "wg-quick", "up", "laptop", timeout=60)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        result = wait_until(lambda: mqtt_roundtrip_or_none(LAPTOP), timeout=30, what="an MQTT round trip through "
+                            "the laptop's tunnel")
+        handshake = docker_exec(LAPTOP, "wg", "show", "laptop", "latest-handshakes", check=True).stdout.split()
+        assert len(handshake) == 2 and int(handshake[1]) > 0, handshake
+        return result
+    finally:
+        docker_exec(LAPTOP, "wg-quick", "down", "laptop", timeout=60)
+        docker_exec(LAPTOP, "rm", "-f", "/etc/wireguard/laptop.conf", CA_IN_CONTAINERS,
+                    *(f"/usr/local/bin/{Path(t).name}" for t in WIREGUARD_TOOLS))
+
+
+def mqtt_roundtrip_or_none(container: str) -> dict | None:
+    """The round trip's answer when it went through, None when it did not (a timeout or refusal inside the probe)."""
+    try:
+        result = mqtt_roundtrip(container, BROKER, BROKER["vpn_address"])
+    except AssertionError:
+        return None
+    return result if result.get("roundtrip") else None
+
+
 def test_adding_and_removing_a_peer_keeps_the_existing_tunnel_up():
     container, vpn = BROKER["container"], VPN_CLIENT["container"]
     assert mqtt_roundtrip(vpn, BROKER, BROKER["vpn_address"])["roundtrip"]
@@ -158,8 +264,10 @@ def test_adding_and_removing_a_peer_keeps_the_existing_tunnel_up():
     text = Path(conf).read_text()
     assert "PrivateKey = " in text and "PresharedKey = " in text
     assert f"Endpoint = {BROKER['wan_address']}:" in text
-    with open(png, "rb") as handle:
-        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    # A laptop brings its tunnel up from what it was given (issue 15): the config read back out of the QR code,
+    # which is the exported file byte for byte, and nothing else.
+    assert qr.decode(png) == text
+    assert _laptop_roundtrip(qr.decode(png))["connack"] == 0
     # The peer with its own key: a config without any private key, no QR code, no key made here.
     phone_conf = Path(export, "phone-test.conf").read_text()
     assert "\nPrivateKey" not in phone_conf and f"Rampart has only its public key, {phone_key}" in phone_conf

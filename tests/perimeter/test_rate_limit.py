@@ -1,4 +1,5 @@
-"""Per-source limits on the broker ports: the N+1th rapid new connection is dropped, others unaffected."""
+"""Per-source limits on the broker ports: the N+1th rapid new connection is dropped, and so is one past the cap on
+concurrent connections; other sources are unaffected."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import random
 
 import pytest
 
-from .conftest import PERIMETER, SEGMENT_CLIENT, VPN_CLIENT, docker_exec, mqtt_roundtrip, tcp
+from .conftest import PERIMETER, SEGMENT_CLIENT, VPN_CLIENT, docker_exec, mqtt_roundtrip, probe, tcp
 
 pytestmark = pytest.mark.floods
 
@@ -36,3 +37,16 @@ def test_n_plus_first_rapid_connection_is_dropped(broker, desc, flood_source):
     assert legit == {"connack": 0, "roundtrip": True}, legit
     vpn = mqtt_roundtrip(VPN_CLIENT["container"], broker, broker["vpn_address"])
     assert vpn == {"connack": 0, "roundtrip": True}, vpn
+
+
+def test_a_source_holding_its_cap_of_connections_gets_no_more_while_another_source_does(broker, flood_source):
+    """The cap on concurrent connections per source (nftables ct count; perimeter_mqtt_max_connections), told apart
+    from the rate limit: the scenario sets the cap below the burst, so with the cap's connections held open the next
+    one from that source is dropped although the rate would let it through, while the same container's own address
+    still connects."""
+    container, source = flood_source
+    cap, burst = broker["mqtt_rule"]["max_connections"], broker["mqtt_rule"]["burst"]
+    assert 0 < cap < burst, f"the scenario must set the cap ({cap}) below the burst ({burst}) to tell the two apart"
+    answer = probe(container, "hold", broker["segment_address"], broker["listeners"]["password"], cap + 1, 1.5, source)
+    assert answer.get("held") == ["open"] * cap + ["timeout"], answer
+    assert answer["other"] == "open", answer
