@@ -105,7 +105,9 @@ def test_a_rotation_and_a_new_client_reload_and_a_changed_limit_restarts(tmp_pat
         assert run.statuses("Reload mosquitto (SIGHUP)") == {"skipped"}, "a file SIGHUP re-reads changed again"
         assert run.statuses("Restart mosquitto because") == {"changed"}
         expected = -(-limit // size)
-        publisher, reader = description.publisher(LAB), description.reader(LAB)
+        # With the rotated password, when the rotated client is one of the two.
+        publisher, reader = ({**c, "password": new_pw} if c["name"] == target["name"] else c
+                             for c in (description.publisher(LAB), description.reader(LAB)))
         for broker, host in hosts():
             assert passwd_lines(host) == rotated[broker["name"]], "the rotated password was hashed again"
             sent = padded_payloads("limit", expected + 5, size)
