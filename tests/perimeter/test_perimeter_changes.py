@@ -266,8 +266,9 @@ def test_adding_and_removing_a_peer_keeps_the_existing_tunnel_up():
     assert f"Endpoint = {BROKER['wan_address']}:" in text
     # A laptop brings its tunnel up from what it was given (issue 15): the config read back out of the QR code,
     # which is the exported file byte for byte, and nothing else.
-    assert qr.decode(png) == text
-    assert _laptop_roundtrip(qr.decode(png))["connack"] == 0
+    config = qr.decode(png)
+    assert config == text
+    assert _laptop_roundtrip(config)["connack"] == 0
     # The peer with its own key: a config without any private key, no QR code, no key made here.
     phone_conf = Path(export, "phone-test.conf").read_text()
     assert "\nPrivateKey" not in phone_conf and f"Rampart has only its public key, {phone_key}" in phone_conf

@@ -69,7 +69,8 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def _filtered(line: bytes, prev: bytes, kind: int) -> bytes:
-    """PNG filter ``kind`` applied to one row of 1-byte pixels (the inverse of what the reader undoes)."""
+    """PNG filter ``kind`` applied to one row of 1-byte pixels (the inverse of what the reader undoes). Written
+    out here, not shared with tests/support/qr.py: a predictor bug in a shared copy would cancel out."""
     out = bytearray()
     for i, value in enumerate(line):
         left, up, up_left = (line[i - 1] if i else 0), prev[i], (prev[i - 1] if i else 0)
