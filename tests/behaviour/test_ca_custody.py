@@ -1,4 +1,5 @@
-"""The CA itself, against the real broker (marked runs_last: it rotates the issuing CA).
+"""The CA itself, against the real broker (marked runs_last: it rotates the issuing CA), on one broker (conftest
+CONVERGED).
 
   * intermediate rotation: raising pki_intermediate_generation re-issues every leaf from the new
     issuing CA, the broker serves the new chain after a SIGHUP, a live session survives it, and a
@@ -18,9 +19,7 @@ import sys
 import pytest
 from cryptography.x509.oid import NameOID
 
-from tests.support.ansible import converge
-
-from .conftest import LAB, inventory_clients, open_session
+from .conftest import CONVERGED, converge, inventory_clients, open_session
 from .test_certificate_lifecycle import (
     RELOADED,
     RESTARTED,
@@ -53,7 +52,7 @@ def pki_cli(*args: str) -> None:
 
 
 def test_intermediate_rotation_then_restore_from_backup_then_revoke(tmp_path):
-    broker = LAB["brokers"][0]
+    broker = CONVERGED[0]
     keep = keeper()
     current = generation(server_certificate(broker))
     archive = tmp_path / "pki-backup.tar.gz"
@@ -68,7 +67,7 @@ def test_intermediate_rotation_then_restore_from_backup_then_revoke(tmp_path):
         assert run.rc == 0, run.output[-3000:]
         assert run.statuses(RELOADED) == {"changed"}
         assert run.statuses(RESTARTED) == {"skipped"}
-        for b in LAB["brokers"]:
+        for b in CONVERGED:
             assert generation(server_certificate(b)) == current + 1
             session, topic = live[b["name"]]
             assert_still_receiving(b, session, topic, b"across-the-intermediate-rotation")
@@ -83,7 +82,7 @@ def test_intermediate_rotation_then_restore_from_backup_then_revoke(tmp_path):
     assert leaf(keep["certfile"]).serial_number == leaf(old_device / "cert.pem").serial_number
     run = converge(None, tmp_path)
     assert run.rc == 0, run.output[-3000:]
-    for b in LAB["brokers"]:
+    for b in CONVERGED:
         assert generation(server_certificate(b)) == current
         assert cert_probe(b, keep["certfile"], keep["keyfile"]).accepted
 
@@ -94,7 +93,7 @@ def test_intermediate_rotation_then_restore_from_backup_then_revoke(tmp_path):
         run = converge({"mosquitto_clients": [{**c, "revoked": True} if c["name"] == keep["name"] else c
                                                      for c in clients]}, tmp_path)
         assert run.rc == 0, run.output[-3000:]
-        for b in LAB["brokers"]:
+        for b in CONVERGED:
             refused = cert_probe(b, str(old_device / "chain.pem"), str(old_device / "key.pem"))
             assert refused.outcome in ("tls-error", "closed"), refused
         assert not s.disconnected.is_set()
@@ -103,7 +102,7 @@ def test_intermediate_rotation_then_restore_from_backup_then_revoke(tmp_path):
         # Un-revoking re-issues the device a new certificate (its revoked serial stays on the CRL).
         run = converge(None, tmp_path)
         assert run.rc == 0, run.output[-3000:]
-    for b in LAB["brokers"]:
+    for b in CONVERGED:
         assert cert_probe(b, keep["certfile"], keep["keyfile"]).accepted
         refused = cert_probe(b, str(old_device / "chain.pem"), str(old_device / "key.pem"))
         assert refused.outcome in ("tls-error", "closed"), refused

@@ -1,5 +1,6 @@
 """Certificate lifecycle, driven through converges against the real broker (marked converges: they run
-after the read-only tests and before the CA custody test, which runs last):
+after the read-only tests and before the CA custody test, which runs last), on one broker (conftest CONVERGED;
+the scheduled CRL refresh runs as its unit runs it, on every host):
 
   * --check --diff reports what would be issued and revoked, and writes nothing anywhere;
   * renewal and the CRL, in the same two converges: outside their windows no certificate is re-issued and
@@ -21,11 +22,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.support.ansible import converge, scheduled_crl_command
 from tests.support.ansible import run as ansible_run
+from tests.support.ansible import scheduled_crl_command
 from tests.support.mqtt import concrete
 
-from .conftest import LAB, broker_host, inventory_clients, open_session, probe
+from .conftest import CONVERGED, LAB, broker_host, converge, inventory_clients, open_session, probe
 
 pytestmark = pytest.mark.converges
 
@@ -98,7 +99,7 @@ def live_subscribers():
     """Per broker name: an admin session subscribed to a publisher's topic, and that topic; closed after."""
     live = {}
     try:
-        for broker in LAB["brokers"]:
+        for broker in CONVERGED:
             topic = concrete(publisher()["publish"][0])
             live[broker["name"]] = open_session(broker, admin()), topic
             live[broker["name"]][0].subscribe(topic)
@@ -123,7 +124,7 @@ def test_check_mode_reports_and_writes_nothing(tmp_path):
     victim = keeper()["name"]
     newcomer = {"name": "rampart-probe-check", "auth": "certificate", "publish": ["devices/%u/status"]}
     changed = [{**c, "revoked": True} if c["name"] == victim else c for c in clients] + [newcomer]
-    hosts = [(b, broker_host(b)) for b in LAB["brokers"]]
+    hosts = [(b, broker_host(b)) for b in CONVERGED]
     before = tree_digest(pki_dir()), {b["name"]: broker_files_digest(h) for b, h in hosts}
     run = converge({"mosquitto_clients": changed}, tmp_path, "--check", "--diff")
     assert run.rc == 0, run.output[-3000:]
@@ -131,7 +132,7 @@ def test_check_mode_reports_and_writes_nothing(tmp_path):
     assert f"- {victim}: revoke" in run.output
     assert (tree_digest(pki_dir()), {b["name"]: broker_files_digest(h) for b, h in hosts}) == before
     assert not (pki_dir() / "clients" / newcomer["name"]).exists()
-    for broker in LAB["brokers"]:
+    for broker in CONVERGED:
         assert cert_probe(broker, keeper()["certfile"], keeper()["keyfile"]).accepted
 
 
@@ -146,13 +147,13 @@ def test_renewal_and_crl_windows_under_a_live_subscriber(tmp_path):
     broker takes both with one SIGHUP (no restart), sessions connected before keep receiving, new handshakes see
     the new server certificate, the renewed client gets in and the revoked one is still refused."""
     keep = keeper()
-    before_server = {b["name"]: server_certificate(b) for b in LAB["brokers"]}
+    before_server = {b["name"]: server_certificate(b) for b in CONVERGED}
     before_client = leaf(keep["certfile"])
     now = datetime.now(UTC)
     left = [c.not_valid_after_utc - now for c in [*before_server.values(), before_client]]
     valid_days = max(left).days + 3  # new certificates outlive the current ones
     crl_path = pki_dir() / "ca" / "crl.pem"
-    hosts = [(b, broker_host(b)) for b in LAB["brokers"]]
+    hosts = [(b, broker_host(b)) for b in CONVERGED]
     crl_before = crl_path.read_bytes()
     for _b, host in hosts:
         assert host.file(BROKER_CRL).content == crl_before
@@ -164,7 +165,7 @@ def test_renewal_and_crl_windows_under_a_live_subscriber(tmp_path):
                "pki_crl_valid_days": crl_valid, "pki_crl_renew_before_days": max(math.floor(crl_days_left) - 1, 1)}
     run = converge(outside, tmp_path)
     assert run.rc == 0, run.output[-3000:]
-    for broker in LAB["brokers"]:
+    for broker in CONVERGED:
         assert server_certificate(broker).serial_number == before_server[broker["name"]].serial_number
     assert leaf(keep["certfile"]).serial_number == before_client.serial_number
     assert crl_path.read_bytes() == crl_before, "a CRL outside its re-sign window was re-signed"
@@ -193,7 +194,7 @@ def test_renewal_and_crl_windows_under_a_live_subscriber(tmp_path):
             assert host.file(BROKER_CRL).content == crl_after
         renewed = leaf(keep["certfile"])
         assert renewed.serial_number != before_client.serial_number
-        for broker in LAB["brokers"]:
+        for broker in CONVERGED:
             assert cert_probe(broker, keep["certfile"], keep["keyfile"]).accepted
             gone = cert_probe(broker, revoked()["certfile"], revoked()["keyfile"])
             assert gone.outcome in ("tls-error", "closed"), gone

@@ -19,32 +19,28 @@ from pathlib import Path
 import pytest
 
 from rampart import mqttprobe
-from tests.support import ansible
 from tests.support import lab as description
 from tests.support.wait import wait_for
 
-from .conftest import LAB, broker_host, inventory_clients, open_session, padded_payloads, probe, queued_while_away
+from .conftest import (
+    CONVERGED,
+    LAB,
+    broker_host,
+    converge,
+    inventory_clients,
+    open_session,
+    padded_payloads,
+    probe,
+    queued_while_away,
+)
 
 pytestmark = pytest.mark.converges
 
 NOT_AUTHORISED = 5
 
 
-# The broker these tests change: one, the last of the description (Debian 13 in Molecule default, the lab's only
-# broker). They prove the role's change paths (reload, restart, rollback, revocation), the same code on both releases
-# with the same Mosquitto (2.0.21: Debian 13's, and Debian 12's from backports, the default), and a converge of one
-# broker costs about a third less than of two. test_certificate_lifecycle.py and test_ca_custody.py converge both.
-BROKERS = LAB["brokers"][-1:]
-# The collectors stay in the run: validation refuses a --limit that leaves out a collector its senders need.
-LIMIT = ("--limit", ",".join([*(b["name"] for b in BROKERS), "collectors"]))
-
-
-def converge(extra_vars, tmp_path, *args):
-    return ansible.converge(extra_vars, tmp_path, *LIMIT, *args)
-
-
 def hosts():
-    return [(b, broker_host(b)) for b in BROKERS]
+    return [(b, broker_host(b)) for b in CONVERGED]
 
 
 def passwd_lines(host) -> dict[str, str]:
@@ -77,7 +73,7 @@ def test_a_rotation_and_a_new_client_reload_and_a_changed_limit_restarts(tmp_pat
     next(c for c in changed if c["name"] == target["name"])["password"] = new_pw
     changed.append(added)
     admin = next(c for c in LAB["clients"] if c["admin"] and c["auth"] == "password")
-    session = open_session(BROKERS[0], admin)
+    session = open_session(CONVERGED[0], admin)
     try:
         run = converge({"mosquitto_clients": changed}, tmp_path)
         assert run.rc == 0, run.output[-3000:]
@@ -144,7 +140,7 @@ def test_config_rejected_by_mosquitto_parser_keeps_previous_config(tmp_path):
 def test_broker_that_fails_to_start_is_restored(tmp_path):
     before = {b["name"]: conf_digest(h) for b, h in hosts()}
     listeners = [{"name": auth, "port": port, "authentication": auth} for auth, port in
-                 sorted(BROKERS[0]["listeners"].items())]
+                 sorted(CONVERGED[0]["listeners"].items())]
     # Parses fine, changes a listener (so a restart), and the broker cannot start with it.
     listeners[0]["extra_options"] = ["bind_interface rampart-missing0"]
     run = converge({"mosquitto_listeners": listeners}, tmp_path)
@@ -162,7 +158,7 @@ def test_revocation_closes_the_loop_without_a_restart(tmp_path):
     """Revoke a device: CRL regenerated, pushed, broker reloaded (not restarted); the device is refused
     from then on, while sessions of other clients, including certificate clients, stay connected."""
     clients = inventory_clients()
-    broker = BROKERS[0]
+    broker = CONVERGED[0]
     keeper = next(c for c in LAB["clients"] if c["auth"] == "certificate" and c["expect"] == "allowed")
     admin = next(c for c in LAB["clients"] if c["admin"] and c["auth"] == "password")
     victim = {"name": "rampart-probe-cert", "auth": "certificate", "publish": ["devices/%u/status"]}
@@ -200,7 +196,7 @@ def test_a_certificate_client_removed_from_the_inventory_is_refused_and_its_fold
     revokes every certificate it held and moves its folder to retired-clients/ (so the name, if it comes back, gets
     a new key), and the broker refuses the old certificate at the handshake while other devices still get in."""
     clients = inventory_clients()
-    broker = BROKERS[0]
+    broker = CONVERGED[0]
     port = broker["listeners"]["certificate"]
     keeper = next(c for c in LAB["clients"] if c["auth"] == "certificate" and c["expect"] == "allowed")
     gone = {"name": "rampart-probe-gone", "auth": "certificate", "publish": ["devices/%u/status"]}
@@ -235,7 +231,7 @@ def test_high_profile_deploys_tls13_and_certificates_only(tmp_path):
                    tmp_path)
     assert run.rc == 0, run.output[-3000:]
     try:
-        for broker in BROKERS:
+        for broker in CONVERGED:
             port = broker["listeners"]["certificate"]
             tls12 = mqttprobe.tls_context(lab["ca_file"], device["certfile"], device["keyfile"],
                                           maximum=ssl.TLSVersion.TLSv1_2)
@@ -256,7 +252,7 @@ def test_high_profile_deploys_tls13_and_certificates_only(tmp_path):
     finally:
         run = converge(None, tmp_path)
     assert run.rc == 0, run.output[-3000:]
-    for broker in BROKERS:
+    for broker in CONVERGED:
         assert probe(broker, broker["listeners"]["password"]).outcome == "connack", "the password listener is gone"
 
 
@@ -269,7 +265,7 @@ def test_a_failed_first_deployment_leaves_the_broker_stopped_and_disabled(tmp_pa
     Converging the inventory again brings it back, enabled."""
     saved = f"{LAST_GOOD}.saved-by-test"
     listeners = [{"name": auth, "port": port, "authentication": auth} for auth, port in
-                 sorted(BROKERS[0]["listeners"].items())]
+                 sorted(CONVERGED[0]["listeners"].items())]
     listeners[0]["extra_options"] = ["bind_interface rampart-missing0"]
     for _broker, host in hosts():
         assert host.run(f"mv {LAST_GOOD} {saved}").rc == 0
