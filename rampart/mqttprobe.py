@@ -153,9 +153,15 @@ class Session:
     # With manual_ack: the (mid, qos) of each received message not acknowledged yet (see ack_all).
     unacked: queue.Queue = field(default_factory=queue.Queue)
 
-    def publish(self, topic: str, payload: bytes | str, qos: int = 1, timeout: float = 5.0) -> Any:
-        """Publish and wait for the PUBACK; returns the reason code (v5) or 0 (v3)."""
-        info = self.client.publish(topic, payload, qos=qos)
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, timeout: float = 5.0, retain: bool = False,
+                expiry: int | None = None) -> Any:
+        """Publish and wait for the PUBACK; returns the reason code (v5) or 0 (v3). ``expiry`` (MQTT 5): the
+        message expiry interval in seconds."""
+        props = None
+        if expiry is not None:
+            props = Properties(PacketTypes.PUBLISH)
+            props.MessageExpiryInterval = expiry
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
         if qos:
             info.wait_for_publish(timeout)
             deadline = time.monotonic() + timeout
