@@ -147,6 +147,7 @@ class Session:
     acks: dict[int, Any] = field(default_factory=dict)
     subacks: list[Any] = field(default_factory=list)
     connect_code: Any = None
+    connack_properties: Any = None  # MQTT 5: the broker's CONNACK properties (e.g. ReceiveMaximum)
     disconnect_code: Any = None
     connected: threading.Event = field(default_factory=threading.Event)
     disconnected: threading.Event = field(default_factory=threading.Event)
@@ -212,8 +213,9 @@ def _record_events(s: Session, manual_ack: bool) -> None:
     """Wire the client's callbacks to the session's records."""
     client = s.client
 
-    def on_connect(_c, _u, _flags, reason, _props):
+    def on_connect(_c, _u, _flags, reason, props):
         s.connect_code = reason
+        s.connack_properties = props
         s.connected.set()
 
     def on_disconnect(_c, _u, _flags, reason, _props):

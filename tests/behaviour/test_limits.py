@@ -1,6 +1,7 @@
 """The broker's limits by behaviour: an oversize packet disconnects the client and is not delivered; a durable
 session's queue stops at max_queued_messages, and at max_queued_bytes on its own; a client gets at most
-max_inflight_messages unacknowledged; the running broker has the unit's open-file limit and the QoS ceiling.
+max_inflight_messages unacknowledged; the running broker has the unit's open-file limit and the QoS ceiling. An MQTT 5
+client is told each limit in the CONNACK (maximum packet size, receive maximum, maximum QoS).
 (max_connections: test_changes_by_converge.py, high profile.)"""
 
 
@@ -15,6 +16,7 @@ def test_oversize_packet_refused(broker, connect, publisher, admin):
     topic = concrete(publisher["publish"][0])
     watcher.subscribe(topic)
     sender = connect(publisher)
+    assert sender.connack_properties.MaximumPacketSize == limit
     assert sender.publish(topic, b"small", qos=1) == 0  # positive control
     sender.client.publish(topic, b"x" * (limit + 1024), qos=1)
     assert sender.disconnected.wait(5), "the broker kept a client that sent an oversize packet"
@@ -69,6 +71,7 @@ def test_a_client_gets_at_most_max_inflight_messages_unacknowledged(broker, conn
     window = int(broker["max_inflight_messages"])
     topic = concrete(publisher["publish"][0])
     slow = connect(reader, manual_ack=True)
+    assert slow.connack_properties.ReceiveMaximum == window, "the broker announces another receive maximum"
     assert slow.subscribe(topic, qos=1) is not None
     sender = connect(publisher)
     sent = [f"inflight-{i:04d}".encode() for i in range(window + 30)]
@@ -107,6 +110,7 @@ def test_a_publish_above_max_qos_disconnects_the_client_and_is_not_delivered(bro
     topic = concrete(publisher["publish"][0])
     watcher.subscribe(topic)
     sender = connect(publisher)
+    assert sender.connack_properties.MaximumQoS == ceiling
     assert sender.publish(topic, b"at-the-ceiling", qos=ceiling) == 0
     sender.client.publish(topic, b"above-the-ceiling", qos=ceiling + 1)
     assert sender.disconnected.wait(5), "the broker kept a client that published above max_qos"
