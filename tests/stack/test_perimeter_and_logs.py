@@ -51,9 +51,12 @@ def _mqtt_drop_counters(container: str) -> dict[str, int]:
     ruleset = sh(container, "nft list ruleset")
     found = {}
     for what, marker_ in (("rate", "@mqtt_rate_v4"), ("cap", "@mqtt_conn_v4")):
-        line = next(line for line in ruleset.splitlines() if marker_ in line and "counter packets" in line)
-        found[what] = int(re.search(r"counter packets (\d+)", line).group(1))
-    found["limit"] = int(re.search(r"ct count over (\d+)", ruleset).group(1))
+        lines = [line for line in ruleset.splitlines() if marker_ in line and "counter packets" in line]
+        assert lines, f"the live ruleset of {container} has no MQTT {what} rule ({marker_})"
+        found[what] = int(re.search(r"counter packets (\d+)", lines[0]).group(1))
+    limit = re.search(r"ct count over (\d+)", ruleset)
+    assert limit, f"the live ruleset of {container} has no per-source connection cap (ct count)"
+    found["limit"] = int(limit.group(1))
     return found
 
 
