@@ -16,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cryptography import x509
@@ -52,45 +53,42 @@ def target_description(target: str, cafile=None, username=None, password=None, c
 
 
 def run(ctx: Context, description: dict, profiles: dict[str, str]) -> list[Finding]:
-    """The MQTT probes first, then sslyze on one TLS port per broker (Rampart renders one TLS configuration for
-    every listener): its few hundred handshakes exhaust the perimeter's per-source burst, which would otherwise
-    make the MQTT probes time out."""
-    findings = []
-    for broker in description.get("brokers", []):
-        ports = classify(broker)
-        profile = ctx.profile or profiles.get(broker["name"], "enhanced")
-        scans: dict[int, dict] = {}
-
-        def tls(broker=broker, ports=ports, scans=scans) -> dict[int, dict]:
-            if not scans:
-                scans.update({port: sslyze_scan(broker, port) for port in ports["tls"][:1]})
-            return scans
-
-        findings += broker_findings(ctx, description, broker, profile, tls, ports)
-    return findings
+    """Every broker's posture findings, the brokers side by side (each has its own firewall and meters)."""
+    brokers = description.get("brokers", [])
+    with ThreadPoolExecutor(max_workers=max(1, len(brokers))) as pool:
+        per_broker = pool.map(lambda b: broker_findings(ctx, description, b,
+                                                        ctx.profile or profiles.get(b["name"], "enhanced")), brokers)
+        return [finding for findings in per_broker for finding in findings]
 
 
 def classify(broker: dict) -> dict[str, list[int]]:
-    """The broker's ports by what answers: TLS handshakes, plaintext MQTT (a CONNACK), neither."""
-    tls, plain = [], []
-    for port in sorted(set(broker["listeners"].values())):
-        try:
-            with mqttprobe.tls_context(None, verify=False).wrap_socket(_socket(broker["address"], port)):
-                tls.append(port)
-                continue
-        except (OSError, ssl.SSLError):
-            pass
-    for port in sorted(set(PLAINTEXT_PORTS) | set(broker["listeners"].values())):
-        answer = None if port in tls else mqttprobe.raw_connect(broker["address"], port, None, None, timeout=3)
-        if answer is not None and answer.outcome == "connack":
-            plain.append(port)
-    return {"tls": tls, "plain": plain}
+    """The broker's ports by what answers: TLS handshakes, plaintext MQTT (a CONNACK), neither. Every port is
+    probed at once: a port the firewall drops costs its timeout once, not once per port."""
+    listeners = set(broker["listeners"].values())
+
+    def answer(port: int) -> str | None:
+        if port in listeners:
+            try:
+                with mqttprobe.tls_context(None, verify=False).wrap_socket(_socket(broker["address"], port)):
+                    return "tls"
+            except (OSError, ssl.SSLError):
+                pass
+        reply = mqttprobe.raw_connect(broker["address"], port, None, None, timeout=3)
+        return "plain" if reply is not None and reply.outcome == "connack" else None
+
+    ports = sorted(listeners | set(PLAINTEXT_PORTS))
+    with ThreadPoolExecutor(max_workers=len(ports)) as pool:
+        answers = dict(zip(ports, pool.map(answer, ports), strict=True))
+    return {kind: [p for p in ports if answers[p] == kind] for kind in ("tls", "plain")}
 
 
-def broker_findings(ctx: Context, description: dict, broker: dict, profile: str, tls,
-                    ports: dict[str, list[int]]) -> list[Finding]:
-    """Every posture finding of one broker; ``tls()`` gives the sslyze results, scanned after the probes."""
+def broker_findings(ctx: Context, description: dict, broker: dict, profile: str) -> list[Finding]:
+    """Every posture finding of one broker. The MQTT probes run first; then sslyze on one TLS port (Rampart renders
+    one TLS configuration for every listener) beside the vantage points' reach probes, which come from other
+    addresses. sslyze's few hundred handshakes exhaust this machine's per-source burst at the perimeter, so no
+    MQTT probe from here may run beside or after it."""
     host, wants = broker["name"], lambda check: ctx.wants(check, profile)
+    ports = classify(broker)
     out = []
     if wants("TLS-CERT-CHAIN") or wants("TLS-CERT-EXPIRY"):
         chain, expiry = certificate(host, broker, description.get("ca_file"), ports["tls"])
@@ -103,12 +101,16 @@ def broker_findings(ctx: Context, description: dict, broker: dict, profile: str,
         out.append(revoked(host, broker, description))
     if wants("ACL-SYS-DENIED") or wants("ACL-WILDCARD-DENIED"):
         out += [f for f in acl(host, broker, description, ports) if wants(f.check)]
-    if wants("NET-REACH") and description.get("vantage_points"):
-        out.append(reach(host, broker, description["vantage_points"]))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        scanning = pool.submit(lambda: {port: sslyze_scan(broker, port) for port in ports["tls"][:1]}) \
+            if wants("TLS-PROTOCOLS") or wants("TLS-CIPHERS") else None
+        if wants("NET-REACH") and description.get("vantage_points"):
+            out.append(reach(host, broker, description["vantage_points"]))
+        scans = scanning.result() if scanning is not None else {}
     if wants("TLS-PROTOCOLS"):
-        out.append(protocols(host, tls(), profile))
+        out.append(protocols(host, scans, profile))
     if wants("TLS-CIPHERS"):
-        out.append(ciphers(host, tls()))
+        out.append(ciphers(host, scans))
     return out
 
 
@@ -332,13 +334,12 @@ def _matches(pattern: str, topic: str) -> bool:
 
 
 def reach(host: str, broker: dict, points: list[dict]) -> Finding:
-    wrong = []
-    for point in points:
-        address = point.get("broker_address") or broker["address"]
-        for port in sorted(set(broker["listeners"].values())):
-            reached = _reaches(point["container"], address, port)
-            if reached != point["can_reach_broker"]:
-                wrong.append(f"{point['name']} {'reaches' if reached else 'cannot reach'} {address}:{port}")
+    probes = [(point, point.get("broker_address") or broker["address"], port)
+              for point in points for port in sorted(set(broker["listeners"].values()))]
+    with ThreadPoolExecutor(max_workers=len(probes) or 1) as pool:
+        reached = list(pool.map(lambda probe: _reaches(probe[0]["container"], probe[1], probe[2]), probes))
+    wrong = [f"{point['name']} {'reaches' if got else 'cannot reach'} {address}:{port}"
+             for (point, address, port), got in zip(probes, reached, strict=True) if got != point["can_reach_broker"]]
     if wrong:
         return Finding("NET-REACH", host, "fail", "; ".join(wrong), {"wrong": wrong})
     return Finding("NET-REACH", host, "pass", f"{len(points)} vantage points reach exactly what they should")
