@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible_collections.rampart.mqtt.plugins.module_utils import mosquitto
+
 SCHEMA_VERSION = 1
 
 
@@ -77,14 +79,15 @@ def _broker(b: dict[str, Any]) -> dict[str, Any]:
 
 def _client(c: dict[str, Any], client_cert_dir: str, include_passwords: bool, pkcs12_passphrase: str) -> dict[str, Any]:
     auth = c.get("auth", "password")
-    bundle = auth == "certificate" and bool(pkcs12_passphrase)
+    certified = auth in mosquitto.USES_CERTIFICATE
+    bundle = certified and bool(pkcs12_passphrase)
     return {
         "name": c["name"],
         "username": c["name"],
         "auth": auth,
-        "password": (c.get("password") if include_passwords else None) if auth == "password" else None,
-        "certfile": f"{client_cert_dir}/{c['name']}/chain.pem" if auth == "certificate" else None,
-        "keyfile": f"{client_cert_dir}/{c['name']}/key.pem" if auth == "certificate" else None,
+        "password": (c.get("password") if include_passwords else None) if auth in mosquitto.USES_PASSWORD else None,
+        "certfile": f"{client_cert_dir}/{c['name']}/chain.pem" if certified else None,
+        "keyfile": f"{client_cert_dir}/{c['name']}/key.pem" if certified else None,
         "p12file": f"{client_cert_dir}/{c['name']}/bundle.p12" if bundle else None,
         "p12_passphrase": pkcs12_passphrase if bundle and include_passwords else None,
         "admin": bool(c.get("admin", False)),

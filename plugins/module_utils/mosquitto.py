@@ -16,7 +16,11 @@ from ansible_collections.rampart.mqtt.plugins.module_utils.addresses import is_u
 from ansible_collections.rampart.mqtt.plugins.module_utils.pki.names import NAME_RE, is_valid_dns_name, is_valid_name
 from ansible_collections.rampart.mqtt.plugins.module_utils.values import json_text
 
-AUTH_TYPES = ("password", "certificate")
+AUTH_TYPES = ("password", "certificate", "certificate+password")
+# The credentials each authentication needs: a line in the password file, a certificate from the devices CA.
+# "certificate+password" needs both on the same CONNECT (README "Two factors").
+USES_PASSWORD = frozenset({"password", "certificate+password"})
+USES_CERTIFICATE = frozenset({"certificate", "certificate+password"})
 ACL_ACCESS = ("read", "write", "readwrite", "deny")
 TLS_VERSIONS = ("tlsv1.2", "tlsv1.3")
 SAFE_LOG_TYPES = ("error", "warning", "notice", "information", "subscribe", "unsubscribe", "websockets", "none")
@@ -140,12 +144,13 @@ def wiring_problems(s: dict[str, Any]) -> list[str]:
 
 
 def certificate_client_names(clients: Any) -> list[str]:
-    """The names of the certificate clients in a ``mosquitto_clients`` list, in order. Entries that are not a mapping
-    with a valid name are skipped: the list may be a broker's that this run (under --limit) did not validate."""
+    """The names of the clients that hold a certificate (auth certificate or certificate+password) in a
+    ``mosquitto_clients`` list, in order. Entries that are not a mapping with a valid name are skipped: the list may
+    be a broker's that this run (under --limit) did not validate."""
     if not isinstance(clients, list):
         return []
     return [c["name"] for c in clients
-            if isinstance(c, dict) and c.get("auth") == "certificate" and is_valid_name(c.get("name"))]
+            if isinstance(c, dict) and c.get("auth") in USES_CERTIFICATE and is_valid_name(c.get("name"))]
 
 
 def client_host_problems(names: list[Any], clients: list[dict[str, Any]]) -> list[str]:
@@ -250,6 +255,7 @@ def _validate_clients(s: dict[str, Any]) -> list[str]:
             continue
         errors += _client_name_errors(i, c.get("name"), seen)
         errors += _client_auth_errors(i, c, auths_served, _min_length(s))
+        errors += _one_factor_errors(i, c, listeners)
         admin = c.get("admin", False)
         if not isinstance(admin, bool):
             errors.append(f"{_path('mosquitto_clients', i, 'admin')} must be true or false.")
@@ -281,18 +287,18 @@ def _client_auth_errors(i: int, c: dict[str, Any], auths_served: set, min_length
     errors = []
     name, auth, password = c.get("name"), c.get("auth", "password"), c.get("password")
     if auth not in AUTH_TYPES:
-        errors.append(f"{_path('mosquitto_clients', i, 'auth')} is {auth!r}; use 'password' or 'certificate'.")
+        errors.append(f"{_path('mosquitto_clients', i, 'auth')} is {auth!r}; use one of {', '.join(AUTH_TYPES)}.")
     elif auth not in auths_served:
         errors.append(f"{_path('mosquitto_clients', i, 'auth')} is {auth!r} but no entry in mosquitto_listeners "
                       f"has authentication: {auth}; add such a listener or change the client.")
-    if auth == "password":
+    if auth in USES_PASSWORD:
         if not isinstance(password, str) or password == "":
             vault_ref = f"{{{{ vault_mosquitto_passwords['{name}'] }}}}"
-            errors.append(f"{_path('mosquitto_clients', i, 'password')} is missing or empty for password client "
+            errors.append(f"{_path('mosquitto_clients', i, 'password')} is missing or empty for {auth} client "
                           f"{name!r}; set it from the vault (e.g. \"{vault_ref}\").")
         elif len(password) < min_length:
             # Never the password itself, nor its length: validation messages reach CI logs.
-            errors.append(f"{_path('mosquitto_clients', i, 'password')} of password client {name!r} is shorter than "
+            errors.append(f"{_path('mosquitto_clients', i, 'password')} of {auth} client {name!r} is shorter than "
                           f"mosquitto_password_min_length ({min_length}); the stored hash (PBKDF2-SHA512, "
                           "mosquitto_password_iterations rounds) is cheap to guess against, so give it a long random "
                           "password, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))'.")
@@ -303,6 +309,23 @@ def _client_auth_errors(i: int, c: dict[str, Any], auths_served: set, min_length
         errors.append(f"{_path('mosquitto_clients', i, 'password')} is set for certificate client {name!r}; "
                       "the certificate listener ignores passwords, so remove it.")
     return errors
+
+
+def _one_factor_errors(i: int, c: dict[str, Any], listeners: list) -> list[str]:
+    """A certificate+password client on a broker that also has a one-factor listener would get in there with one
+    factor: Mosquitto 2.0 keeps one password file for every listener, and a certificate listener takes the
+    certificate's name as the username without a password."""
+    if c.get("auth") != "certificate+password":
+        return []
+    weaker = [f"{_path('mosquitto_listeners', j)} ({lst.get('name')!r}, authentication: {lst.get('authentication')})"
+              for j, lst in enumerate(listeners) if isinstance(lst, dict)
+              and lst.get("authentication") in ("password", "certificate")]
+    if not weaker:
+        return []
+    return [f"{_path('mosquitto_clients', i, 'auth')} is 'certificate+password' for {c.get('name')!r}, but "
+            f"{' and '.join(weaker)} would admit it with one factor (Mosquitto 2.0 checks the password file and the "
+            "certificate per listener, not per client). Serve two-factor clients from brokers whose listeners all "
+            "have authentication: certificate+password, or give the client auth: certificate or password."]
 
 
 def _client_topic_errors(i: int, c: dict[str, Any], key: str, admin: bool, clientid_is_username: bool) -> list[str]:
@@ -338,7 +361,7 @@ def _client_revoked_errors(i: int, c: dict[str, Any]) -> list[str]:
     revoked = c.get("revoked", False)
     if not isinstance(revoked, bool):
         return [f"{_path('mosquitto_clients', i, 'revoked')} must be true or false."]
-    if revoked and c.get("auth", "password") != "certificate":
+    if revoked and c.get("auth", "password") not in USES_CERTIFICATE:
         return [f"{_path('mosquitto_clients', i, 'revoked')} is set for password client {c.get('name')!r}; only "
                 "certificates are revoked. Remove the client (or change its password) instead."]
     return []
@@ -477,8 +500,9 @@ def check_acl(lines: list[str], users_expected: set[str]) -> None:
 
 
 def password_users(clients: list[dict]) -> list[tuple[str, str]]:
-    """(username, password) for every password client, in a stable order."""
-    return sorted((c["name"], c["password"]) for c in clients if c.get("auth", "password") == "password")
+    """(username, password) for every client that logs in with a password (auth password or certificate+password),
+    in a stable order."""
+    return sorted((c["name"], c["password"]) for c in clients if c.get("auth", "password") in USES_PASSWORD)
 
 
 def _min_length(s: dict[str, Any]) -> int:

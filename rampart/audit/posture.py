@@ -236,7 +236,8 @@ def anonymous(host: str, broker: dict, ca_file: str | None, ports: dict[str, lis
 
 
 def revoked(host: str, broker: dict, description: dict) -> Finding:
-    port = broker["listeners"].get("certificate")
+    listeners = broker["listeners"]
+    port = listeners.get("certificate", listeners.get("certificate+password"))
     admitted = []
     for client in (c for c in description["clients"] if c["expect"] == "revoked" and c["certfile"]):
         if port is None or not Path(client["certfile"]).exists():
@@ -250,9 +251,10 @@ def revoked(host: str, broker: dict, description: dict) -> Finding:
 
 
 def _reader(description: dict, anonymous_ok: bool) -> dict | None:
-    """An ordinary client to probe with: a non-admin password client, the --target credential, or anonymous."""
+    """An ordinary client to probe with: a non-admin client with a password (and its certificate when its listener
+    requires both), the --target credential, or anonymous."""
     for c in description.get("clients", []):
-        if c["expect"] == "allowed" and not c["admin"] and c["auth"] == "password" and c.get("password"):
+        if c["expect"] == "allowed" and not c["admin"] and c["auth"] != "certificate" and c.get("password"):
             return c
     if anonymous_ok:
         return {"name": "anonymous", "username": None, "password": None, "subscribe": [], "publish": []}
@@ -260,7 +262,8 @@ def _reader(description: dict, anonymous_ok: bool) -> dict | None:
 
 
 def _session(broker: dict, port: int, description: dict, client: dict, tls: bool) -> mqttprobe.Session:
-    ctx = mqttprobe.tls_context(description.get("ca_file"), verify=bool(description.get("ca_file"))) if tls else None
+    ctx = mqttprobe.tls_context(description.get("ca_file"), client.get("certfile"), client.get("keyfile"),
+                                verify=bool(description.get("ca_file"))) if tls else None
     return mqttprobe.session(broker["address"], port, ctx, broker["tls_server_name"], client["username"],
                              client["password"])
 
@@ -270,8 +273,8 @@ def acl(host: str, broker: dict, description: dict, ports: dict[str, list[int]])
                        for p in ports["plain"])
     client = _reader(description, anonymous_ok)
     tls = bool(ports["tls"])
-    port = broker["listeners"].get("password") if tls and "password" in broker["listeners"] else \
-        (ports["tls"] or ports["plain"] or [None])[0]
+    served = broker["listeners"].get((client or {}).get("auth")) if tls else None
+    port = served or (ports["tls"] or ports["plain"] or [None])[0]
     if client is None or port is None:
         why = "no ordinary client to probe with (give --username and --password-env)"
         return [Finding("ACL-SYS-DENIED", host, "error", why), Finding("ACL-WILDCARD-DENIED", host, "error", why)]
@@ -300,7 +303,8 @@ def _writer(description: dict, reader: dict) -> tuple[dict, str]:
     nonce = uuid.uuid4().hex[:12]
     for c in description.get("clients", []):
         grants = [g for g in c["publish"] if g.endswith("/#")]
-        if c is reader or c["auth"] != "password" or not c.get("password") or c["expect"] != "allowed" or not grants:
+        same_listener = c["auth"] == reader.get("auth")
+        if c is reader or not same_listener or not c.get("password") or c["expect"] != "allowed" or not grants:
             continue
         topic = f"{grants[0][:-2]}/rampart-audit/{nonce}"
         if not _granted(topic, reader["subscribe"]):

@@ -205,6 +205,10 @@ CASES = [
          "mosquitto_clients[0].password", "is shorter than mosquitto_password_min_length (16)"),
     Case("certificate-client-with-password", edit_clients(lambda c: c[2].update(password="s3cret-pw")),
          "mosquitto_clients[2].password", "is set for certificate client"),
+    # Two factors (mosquitto README): the lab's password and certificate listeners would each admit it with one.
+    Case("two-factor-client-beside-one-factor-listeners",
+         edit_clients(lambda c: c[1].update(auth="certificate+password")),
+         "mosquitto_clients[1].auth", "would admit it with one factor"),
     Case("revoked-password-client", edit_clients(lambda c: c[0].update(revoked=True)),
          "mosquitto_clients[0].revoked", "only certificates are revoked"),
     Case("hash-subscribe-non-admin", edit_clients(lambda c: c[1].update(subscribe=["#"])),

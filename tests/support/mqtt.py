@@ -17,7 +17,8 @@ def concrete(topic_filter: str, tag: str | None = None) -> str:
 
 
 def port_for(broker: dict, client: dict) -> int:
-    return broker["listeners"]["certificate"] if client["auth"] == "certificate" else broker["listeners"]["password"]
+    """The port of the listener that serves the client's authentication (lab.json keys listeners by it)."""
+    return broker["listeners"][client["auth"]]
 
 
 def open_session(ca_file: str, broker: dict, client: dict, protocol: int = mqttprobe.MQTT5,
@@ -27,7 +28,7 @@ def open_session(ca_file: str, broker: dict, client: dict, protocol: int = mqttp
     ctx = mqttprobe.tls_context(ca_file, client.get("certfile"), client.get("keyfile"), **tls)
     pw = password if password is not None else client.get("password")
     return mqttprobe.session(broker["address"], port_for(broker, client), ctx, broker["tls_server_name"],
-                             username=client["username"] if client["auth"] == "password" else None,
+                             username=None if client["auth"] == "certificate" else client["username"],
                              password=pw, protocol=protocol, client_id=client["username"],
                              session_expiry=session_expiry, manual_ack=manual_ack)
 

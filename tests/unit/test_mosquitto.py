@@ -149,6 +149,43 @@ def test_description_names_each_certificate_clients_pkcs12_bundle_when_bundles_a
     assert (hidden["dev-1"]["p12file"], hidden["dev-1"]["p12_passphrase"]) == ("/clients/dev-1/bundle.p12", None)
 
 
+# Two factors: a listener that requires a certificate from the devices CA and the password (guides' recommendation).
+TWO_FACTOR = [{"name": "two-factor", "port": 8885, "authentication": "certificate+password"}]
+TWO_FACTOR_CLIENT = {"name": "gw-01", "auth": "certificate+password", "password": PW, "publish": ["gw/%u/#"]}
+
+
+def test_a_two_factor_client_gets_a_certificate_a_password_line_and_both_in_the_description():
+    clients = [TWO_FACTOR_CLIENT, {**TWO_FACTOR_CLIENT, "name": "gw-old", "revoked": True}]
+    assert mosquitto.validate(settings(mosquitto_listeners=TWO_FACTOR, mosquitto_clients=clients)) == []
+    assert mosquitto.certificate_client_names(clients) == ["gw-01", "gw-old"]
+    assert [u for u, _ in mosquitto.password_users(clients)] == ["gw-01", "gw-old"]
+    brokers = [{"name": "b1", "container": "c-b1", "address": "10.0.0.1", "tls_server_name": "b1",
+                "listeners": TWO_FACTOR}]
+    shown = describe.describe(brokers, clients, "/ca.crt", "/clients", include_passwords=True)
+    gw = shown["clients"][0]
+    assert (gw["auth"], gw["password"], gw["certfile"]) == ("certificate+password", PW, "/clients/gw-01/chain.pem")
+    assert shown["brokers"][0]["listeners"] == {"certificate+password": 8885}
+
+
+def test_a_two_factor_client_needs_a_password():
+    client = {k: v for k, v in TWO_FACTOR_CLIENT.items() if k != "password"}
+    problems = mosquitto.validate(settings(mosquitto_listeners=TWO_FACTOR, mosquitto_clients=[client]))
+    assert problems == ["mosquitto_clients[0].password is missing or empty for certificate+password client 'gw-01'; "
+                        "set it from the vault (e.g. \"{{ vault_mosquitto_passwords['gw-01'] }}\")."], problems
+
+
+@pytest.mark.parametrize("weaker", LISTENERS, ids=["password", "certificate"])
+def test_a_two_factor_client_beside_a_one_factor_listener_is_refused(weaker):
+    """Mosquitto 2.0 keeps one password file for every listener, and a certificate listener logs the certificate's
+    name in without a password: either listener would admit a two-factor client with one factor."""
+    problems = mosquitto.validate(settings(mosquitto_listeners=[*TWO_FACTOR, weaker],
+                                           mosquitto_clients=[TWO_FACTOR_CLIENT]))
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("mosquitto_clients[0].auth is 'certificate+password' for 'gw-01', but "
+                                  f"mosquitto_listeners[1] ({weaker['name']!r}, authentication: "
+                                  f"{weaker['authentication']}) would admit it with one factor"), problems
+
+
 # Security review M1: a name ending in a line break passed `re.match("^...$")` ($ matches before a final \n)
 # and injected lines into the ACL file; every validator now matches the whole string.
 INJECTION = [
