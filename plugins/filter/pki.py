@@ -1,10 +1,11 @@
-"""Filters for the pki role's validation; logic in module_utils.pki.settings."""
+"""Filters of the pki role: validation (module_utils.pki.settings), what a RELP listener pins (.revocation)."""
 
 from __future__ import annotations
 
 from ansible_collections.rampart.mqtt.plugins.module_utils.lazy import LazyModule
 
 settings = LazyModule("pki.settings")
+revocation = LazyModule("pki.revocation")
 
 
 def pki_problems(values: dict) -> list[str]:
@@ -17,6 +18,13 @@ def pki_server_problems(values: dict, host: str) -> list[str]:
     return settings.server_problems(str(host), dict(values))
 
 
+def pinned_fingerprints(pki_dir: str, names: list) -> list[str]:
+    """SHA-1 fingerprints of every valid, unrevoked certificate the clients ``names`` hold in ``pki_dir`` (review
+    L5: what a RELP listener admits, since librelp checks no CRL)."""
+    return revocation.pinned_fingerprints(str(pki_dir), [str(n) for n in names])
+
+
 class FilterModule:
     def filters(self):
-        return {"pki_problems": pki_problems, "pki_server_problems": pki_server_problems}
+        return {"pki_problems": pki_problems, "pki_server_problems": pki_server_problems,
+                "pinned_fingerprints": pinned_fingerprints}

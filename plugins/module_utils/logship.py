@@ -83,6 +83,7 @@ def is_size(value: Any) -> bool:
     return True
 
 
+_SHA1_RE = re.compile(r"SHA1(?::[0-9A-F]{2}){20}")
 _PEER_RE = re.compile(r"[A-Za-z0-9*][A-Za-z0-9_.*-]*")
 _MODE_RE = re.compile(r"0[0-7][0-7]0")
 _PATH_RE = re.compile(r"/[!-~]+")
@@ -104,6 +105,12 @@ def collector_problems(s: Mapping[str, Any]) -> list[str]:
     if not peers or any(not _PEER_RE.fullmatch(str(p)) for p in peers):
         problems.append(f"log_collector_permitted_peers ({peers}) must list at least one client certificate name, "
                         "each of letters, digits, '.', '-', '_' or a '*' wildcard.")
+    pins = s.get("log_collector_permitted_fingerprints")
+    if pins is not None and (not isinstance(pins, list) or any(not _SHA1_RE.fullmatch(str(p)) for p in pins)):
+        problems.append(f"log_collector_permitted_fingerprints ({pins}) must be a list of SHA-1 certificate "
+                        "fingerprints written as librelp reads them, SHA1: and 20 upper-case hex pairs joined by ':' "
+                        "(openssl x509 -noout -fingerprint -sha1 prints them after 'SHA1 Fingerprint='), or null to "
+                        "admit by name.")
     file_mode, dir_mode, log_dir = (s.get(k) for k in ("log_collector_file_mode", "log_collector_dir_mode",
                                                        "log_collector_dir"))
     if not (_MODE_RE.fullmatch(str(file_mode)) and _MODE_RE.fullmatch(str(dir_mode))

@@ -12,6 +12,7 @@ import pytest
 from ansible_collections.rampart.mqtt.plugins.module_utils import logship, pki
 
 from rampart import logprobe
+from tests.support import ansible
 from tests.support.docker import docker_exec_ok, hostname, sh
 from tests.support.wait import wait_for
 
@@ -215,3 +216,70 @@ def test_collector_refuses_a_sender_of_our_ca_whose_name_it_does_not_permit(lab,
     _admitted_then_refused(collector, files, _relp_context(copy, copy / "clients" / permitted),
                            _relp_context(copy, copy / "clients" / stranger), "not-permitted-name",
                            "the collector admitted a sender whose name it does not permit")
+
+
+def test_collector_refuses_a_certificate_of_our_ca_with_a_senders_name_that_the_sender_does_not_hold(
+        lab, collector, files, pki_dir, tmp_path):
+    """Review L5: the collector admits only the certificates each sender holds now (pinned by fingerprint: librelp
+    checks no CRL), so another certificate with a sender's own name from the same CA, as a revoked, retired or
+    superseded one is, is refused. Positive control: the sender's own certificate. (The CA is copied, so the
+    deployment's CA records no new certificate.)"""
+    sender = logship.client_name(lab["brokers"][0]["name"])
+    copy = tmp_path / "pki"
+    shutil.copytree(pki_dir, copy)
+    shutil.rmtree(copy / "clients" / sender)
+    pki.issue(copy, [{"name": sender, "profile": "client"}])
+    _admitted_then_refused(collector, files, _relp_context(pki_dir, pki_dir / "clients" / sender),
+                           _relp_context(copy, copy / "clients" / sender), "unpinned",
+                           "the collector admitted a certificate with a sender's name that the sender does not hold")
+
+
+def _converge_logs(tmp_path, host: str, extra_vars: dict | None = None) -> None:
+    """The certificates and the log pipeline of ``host`` and the collectors (the deployment's converge command with
+    its tags replaced)."""
+    cmd = ansible.converge_command()
+    if "--tags" in cmd:
+        del cmd[cmd.index("--tags"):cmd.index("--tags") + 2]
+    run = ansible.run(cmd, extra_vars, tmp_path, "--tags", "certificates,logs", "--limit", f"{host},collectors")
+    assert run.rc == 0, f"the converge failed:\n{run.output[-4000:]}"
+
+
+@pytest.mark.converges
+def test_a_revoked_log_certificate_is_refused_at_once_and_a_new_key_delivers_what_waited(
+        lab, collector, files, pki_dir, tmp_path):
+    """Review L5: log_shipping_certificate_revoked: true revokes every log certificate the host holds, and the
+    collector refuses the old one after that converge (no longer pinned); the host's lines wait in its queue. Set
+    back to false, the host gets a new key, and the line that waited arrives, once; the old certificate stays
+    refused."""
+    broker = lab["brokers"][-1]
+    host, sender = hostname(broker["container"]), logship.client_name(broker["name"])
+    # Earlier converging tests (--tags broker) may have renewed the host's log certificate in the pki without
+    # touching the log pipeline; the collector still pins the one the host presents. Bring both to the pki's now.
+    _converge_logs(tmp_path, broker["name"])
+    old = tmp_path / "old-certificate"
+    shutil.copytree(pki_dir / "clients" / sender, old)
+    old_ctx, waited = _relp_context(pki_dir, old), marker("while-revoked")
+
+    def old_certificate_refused() -> bool:
+        line = f"<13>{time.strftime('%b %e %H:%M:%S')} rampart-relp-probe probe: {marker('revoked-key')}"
+        try:
+            logprobe.relp_send(collector["address"], collector["port"], old_ctx, collector["tls_server_name"], [line])
+        except (ssl.SSLError, ConnectionError, OSError):
+            return True
+        return False
+
+    assert not old_certificate_refused(), "positive control: the sender's current certificate was refused"
+    try:
+        _converge_logs(tmp_path, broker["name"], {"log_shipping_certificate_revoked": True})
+        assert old_certificate_refused(), "the collector still admits a revoked log certificate"
+        sh(broker["container"], f"logger -t rampart-revocation-test {waited}")
+        time.sleep(5)
+        assert files.count(host, waited) == 0, "a line arrived over a revoked certificate"
+    finally:
+        _converge_logs(tmp_path, broker["name"])
+    assert (pki_dir / "clients" / sender / "key.pem").read_bytes() != (old / "key.pem").read_bytes(), \
+        "the host got its revoked key back"
+    wait_for(lambda: files.count(host, waited) >= 1, timeout=90, interval=2, what="the line that waited in the queue")
+    time.sleep(3)
+    assert files.count(host, waited) == 1
+    assert old_certificate_refused(), "the revoked certificate is admitted again"

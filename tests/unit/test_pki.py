@@ -793,6 +793,29 @@ def test_revoking_a_client_revokes_every_certificate_it_still_holds(pki_dir: Pat
     again = pki.update_crl(pki_dir, revoked=["alice"], valid_days=30)
     assert again["newly_revoked"] == [] and again["changed"] is False
 
+def _sha1(path: Path) -> str:
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    return "SHA1:" + cert.fingerprint(hashes.SHA1()).hex(":").upper()  # noqa: S303 (librelp's format)
+
+
+def test_the_pinned_fingerprints_are_the_valid_unrevoked_certificates_a_client_holds(pki_dir: Path) -> None:
+    """Review L5: librelp checks no CRL, so the collector admits only these: the current certificate and the earlier
+    one a renewal kept; not once it expired, not once it is revoked, never another client's."""
+    now = dt.datetime.now(dt.UTC)
+    alice, bob = pki_dir / "clients" / "alice", pki_dir / "clients" / "bob"
+    issue(pki_dir, [CLIENT | {"name": "alice"}], now=now - dt.timedelta(days=380))  # expires in 17 days
+    first = _sha1(alice / "cert.pem")
+    issue(pki_dir, [CLIENT | {"name": "alice"}, CLIENT | {"name": "bob"}], now=now)  # alice renewed
+    second = _sha1(alice / "cert.pem")
+    assert first != second
+    assert pki.pinned_fingerprints(pki_dir, ["alice"]) == sorted([first, second])
+    assert pki.pinned_fingerprints(pki_dir, ["alice"], now=now + dt.timedelta(days=18)) == [second]
+    assert pki.pinned_fingerprints(pki_dir, ["bob", "nobody"]) == [_sha1(bob / "cert.pem")]
+    pki.update_crl(pki_dir, revoked=["alice"], valid_days=30)
+    assert pki.pinned_fingerprints(pki_dir, ["alice"]) == []
+    assert pki.pinned_fingerprints(pki_dir / "absent", ["alice"]) == []
+
+
 def test_a_client_the_deployment_no_longer_has_is_revoked_and_its_name_comes_back_with_a_new_key(
         three_clients: Path) -> None:
     """Review M3: keep_clients names every client the deployment still has. Check mode reports the retirement and

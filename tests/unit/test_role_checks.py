@@ -57,6 +57,9 @@ COLLECTOR = {
 
 def test_a_valid_collector_passes():
     assert logship.collector_problems(COLLECTOR) == []
+    pinned = ["SHA1:" + ":".join(["0A"] * 20), "SHA1:" + ":".join(["F9"] * 20)]
+    assert logship.collector_problems({**COLLECTOR, "log_collector_permitted_fingerprints": pinned}) == []
+    assert logship.collector_problems({**COLLECTOR, "log_collector_permitted_fingerprints": []}) == []
 
 
 @pytest.mark.parametrize(("over", "says"), [
@@ -67,6 +70,10 @@ def test_a_valid_collector_passes():
     ({"log_collector_port": "70000"}, "log_collector_port (70000) must be a port"),
     ({"log_collector_permitted_peers": []}, "log_collector_permitted_peers ([]) must list at least one"),
     ({"log_collector_permitted_peers": ["log-a", "bad name"]}, "each of letters, digits"),
+    # Review L5: the pins are SHA-1 fingerprints as librelp reads them (SHA-256 ones it silently never matches).
+    ({"log_collector_permitted_fingerprints": ["SHA256:" + ":".join(["AB"] * 32)]}, "must be a list of SHA-1"),
+    ({"log_collector_permitted_fingerprints": ["SHA1:" + ":".join(["ab"] * 20)]}, "20 upper-case hex pairs"),
+    ({"log_collector_permitted_fingerprints": "SHA1:" + ":".join(["AB"] * 20)}, "must be a list"),
     ({"log_collector_file_mode": "0644"}, "log_collector_file_mode (0644) and log_collector_dir_mode"),
     ({"log_collector_dir_mode": "0755"}, "give others nothing"),
     ({"log_collector_dir": "var/log/x"}, "an absolute path of printable ASCII"),

@@ -87,6 +87,7 @@ _EXPORTS = {
     # .issuance
     "issue": ("issuance", "issue"),
     # .revocation
+    "pinned_fingerprints": ("revocation", "pinned_fingerprints"),
     "read_revocations": ("revocation", "read_revocations"),
     "revoked_serials": ("revocation", "revoked_serials"),
     "update_crl": ("revocation", "update_crl"),

@@ -16,7 +16,7 @@ from typing import Any
 
 from ansible_collections.rampart.mqtt.plugins.module_utils.pki import authority, common, hierarchy
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
 # The root key is meant to stay offline, so the root CRL lives long and is re-signed early
 # whenever the root key happens to be present; mosquitto never reads it (leaf-only CRL check).
@@ -349,6 +349,22 @@ def _held_certificates(layout: common.Layout, name: str) -> tuple[list[x509.Cert
     paths = layout.leaf("client", name)
     current = [c for c in (common.load_cert(paths.cert),) if c is not None]
     return current, [c for c in map(common.load_cert, sorted(paths.previous.glob("*.pem"))) if c is not None]
+
+
+def pinned_fingerprints(pki_dir: str | Path, names: list[str], now: dt.datetime | None = None) -> list[str]:
+    """The SHA-1 fingerprints (``SHA1:AA:BB:...``, as librelp's tls.permittedPeer writes them) of every certificate
+    the clients ``names`` hold that is neither revoked (``ca/revoked.json``) nor expired: the current one and the
+    earlier ones kept in ``previous/``, so a renewal is admitted before and after its holder switches. A RELP
+    listener that admits only these refuses a revoked, retired or superseded certificate without a CRL, which
+    librelp cannot check (review L5). A name without a certificate on file has none."""
+    layout, when = common.Layout(Path(pki_dir)), now or dt.datetime.now(dt.UTC)
+    revoked = revoked_serials(layout) if layout.ca_dir.is_dir() else frozenset()
+    pins = set()
+    for name in names:
+        current, previous = _held_certificates(layout, name)
+        pins |= {"SHA1:" + c.fingerprint(hashes.SHA1()).hex(":").upper() for c in (*current, *previous)  # noqa: S303
+                 if c.serial_number not in revoked and c.not_valid_after_utc > when}
+    return sorted(pins)
 
 
 def _plan_retirement(run: _CrlRun, keep: set[str], known: set[str]) -> tuple[list[dict[str, Any]], list[Path]]:
