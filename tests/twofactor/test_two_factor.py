@@ -4,11 +4,13 @@ the devices CA and the client's password on the same CONNECT (Molecule twofactor
 
 from __future__ import annotations
 
+import os
 import uuid
 
 from ansible_collections.rampart.mqtt.plugins.module_utils import pki
 
 from rampart import mqttprobe
+from tests.audit.conftest import run_audit
 from tests.support import lab as description
 from tests.support import mqtt
 
@@ -78,3 +80,14 @@ def test_mosquitto_does_not_tie_the_certificate_to_the_username():
     """Mosquitto 2.0's limit, pinned so the README changes when a release ties them: any valid device certificate
     with gateway-02's password logs in as gateway-02 (both factors are required, each is checked alone)."""
     assert connect(GW1, GW2["username"], GW2["password"]).accepted
+
+
+def test_the_audit_probes_a_broker_whose_listeners_all_require_two_factors(tmp_path):
+    """scripts/audit's ACL and revocation probes need an ordinary client that a listener admits: here every client
+    and every listener needs both factors, so the audit probes with a two-factor client, its certificate and its
+    password. The inventory is the scenario's (RAMPART_INVENTORY, set by verify.yml)."""
+    checks = ("ACL-SYS-DENIED", "ACL-WILDCARD-DENIED", "CRL-REVOKED-REFUSED", "MQTT-NO-ANONYMOUS")
+    audit = run_audit(tmp_path, "-i", os.environ["RAMPART_INVENTORY"], *(a for c in checks for a in ("--only", c)))
+    assert audit.rc == 0, audit.output[-3000:]
+    assert sorted((f["check"], f["status"]) for f in audit.findings) == sorted((c, "pass") for c in checks), \
+        audit.findings
