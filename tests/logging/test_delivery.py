@@ -235,12 +235,8 @@ def test_collector_refuses_a_certificate_of_our_ca_with_a_senders_name_that_the_
 
 
 def _converge_logs(tmp_path, host: str, extra_vars: dict | None = None) -> None:
-    """The certificates and the log pipeline of ``host`` and the collectors (the deployment's converge command with
-    its tags replaced)."""
-    cmd = ansible.converge_command()
-    if "--tags" in cmd:
-        del cmd[cmd.index("--tags"):cmd.index("--tags") + 2]
-    run = ansible.run(cmd, extra_vars, tmp_path, "--tags", "certificates,logs", "--limit", f"{host},collectors")
+    """The certificates and the log pipeline of ``host`` and the collectors."""
+    run = ansible.converge(extra_vars, tmp_path, "--limit", f"{host},collectors", tags="certificates,logs")
     assert run.rc == 0, f"the converge failed:\n{run.output[-4000:]}"
 
 

@@ -39,9 +39,15 @@ def run(cmd: list[str], extra_vars: dict | None = None, scratch: Path | None = N
     return results.run([*cmd, *args], env=ansible_env(), cwd=REPO, timeout=timeout)
 
 
-def converge(extra_vars: dict | None, tmp_path: Path, *args: str) -> results.PlaybookResult:
-    """Run the deployment's converge command (plus args, e.g. --check); rc, output, changed, statuses(task)."""
-    return run(converge_command(), extra_vars, tmp_path, *args)
+def converge(extra_vars: dict | None, tmp_path: Path, *args: str, tags: str | None = None) -> results.PlaybookResult:
+    """Run the deployment's converge command (plus args, e.g. --check); rc, output, changed, statuses(task).
+    ``tags`` replaces the command's own --tags (the brokers' by default), e.g. "certificates,logs"."""
+    cmd = converge_command()
+    if tags is not None:
+        if "--tags" in cmd:
+            del cmd[cmd.index("--tags"):cmd.index("--tags") + 2]
+        cmd += ["--tags", tags]
+    return run(cmd, extra_vars, tmp_path, *args)
 
 
 def unit_setting(unit: Path, key: str) -> str:
