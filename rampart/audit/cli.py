@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
                    help="text, json, junit or sarif, repeatable; a file for each (text defaults to stdout)")
     p.add_argument("--only", action="append", default=[], metavar="CHECK", help="run only these checks")
     p.add_argument("--skip", action="append", default=[], metavar="CHECK", help="leave these checks out")
+    p.add_argument("--full-tls-scan", action="store_true",
+                   help="TLS checks with sslyze's own scan, a handshake per suite (533; minutes behind a rate limit)")
     p.add_argument("--target", metavar="HOST:PORT", help="posture checks of any broker (no inventory)")
     p.add_argument("--cafile", help="--target: the CA that signs the broker's certificate")
     p.add_argument("--server-name", help="--target: the name the certificate must carry (default: HOST)")
@@ -75,7 +77,8 @@ def context(args: argparse.Namespace, workdir: Path) -> Context:
         if not Path(inventory).exists():
             raise AuditError(f"inventory {inventory} does not exist; give the path of yours with -i")
     return Context(project=args.project, inventories=inventories, ansible_args=vault, limit=args.limit,
-                   profile=args.profile, only=set(args.only), skip=set(args.skip), workdir=workdir)
+                   profile=args.profile, only=set(args.only), skip=set(args.skip), workdir=workdir,
+                   full_tls_scan=args.full_tls_scan)
 
 
 def audit_deployment(ctx: Context) -> tuple[list, dict]:

@@ -157,6 +157,7 @@ class Context:
     only: set[str] = field(default_factory=set)
     skip: set[str] = field(default_factory=set)
     workdir: Path | None = None  # a private temp dir for this run (descriptions, facts)
+    full_tls_scan: bool = False  # --full-tls-scan: sslyze's own scan, one handshake per suite it knows (533)
 
     def wants(self, check_id: str, profile: str) -> bool:
         """Whether check_id runs for a host audited at ``profile``."""

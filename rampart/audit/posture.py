@@ -1,6 +1,8 @@
 """Posture: what an attacker or a device sees, probed from outside the broker.
 
-The TLS protocol and suite checks run sslyze (its own virtualenv, .venv-sslyze, made by scripts/bootstrap);
+The TLS protocol and suite checks run sslyze (its own virtualenv, .venv-sslyze, made by scripts/bootstrap): by
+default through tlsscan.py, which finds the same suites in a few dozen handshakes, with --full-tls-scan sslyze's own
+per-suite scan;
 the MQTT checks speak MQTT with rampart.mqttprobe (raw CONNECT) and paho-mqtt. Every probe has a short timeout.
 The audit publishes one non-retained QoS 1 message per broker, on a topic of its own under a publisher's grant
 (``<grant>/rampart-audit/<nonce>``), to prove that an ordinary client subscribed to ``#`` does not get it.
@@ -29,6 +31,7 @@ PLAINTEXT_PORTS = (1883, 80, 8080, 9001)
 CERT_WARN_DAYS = 30
 WEAK_CIPHER_MARKERS = ("NULL", "EXPORT", "RC4", "3DES", "DES_", "MD5", "anon", "_CBC_SHA")
 SSLYZE = Path(__file__).resolve().parents[2] / ".venv-sslyze" / "bin" / "sslyze"
+TLSSCAN = Path(__file__).resolve().with_name("tlsscan.py")
 
 
 def sslyze_path() -> str:
@@ -36,6 +39,15 @@ def sslyze_path() -> str:
     if not found:
         raise AuditError("sslyze is missing: run scripts/bootstrap (it makes .venv-sslyze), or set RAMPART_SSLYZE")
     return found
+
+
+def sslyze_python() -> str:
+    """The python sslyze is installed for (tlsscan.py imports sslyze)."""
+    python = Path(sslyze_path()).parent / "python"
+    if not python.exists():
+        raise AuditError(f"no python beside {sslyze_path()}: point RAMPART_SSLYZE at the sslyze of a virtualenv "
+                         "(scripts/bootstrap makes .venv-sslyze)")
+    return str(python)
 
 
 def target_description(target: str, cafile=None, username=None, password=None, certfile=None, keyfile=None,
@@ -83,10 +95,10 @@ def classify(broker: dict) -> dict[str, list[int]]:
 
 
 def broker_findings(ctx: Context, description: dict, broker: dict, profile: str) -> list[Finding]:
-    """Every posture finding of one broker. The MQTT probes run first; then sslyze on one TLS port (Rampart renders
-    one TLS configuration for every listener) beside the vantage points' reach probes, which come from other
-    addresses. sslyze's few hundred handshakes exhaust this machine's per-source burst at the perimeter, so no
-    MQTT probe from here may run beside or after it."""
+    """Every posture finding of one broker. The MQTT probes run first; then the TLS scan of one TLS port (Rampart
+    renders one TLS configuration for every listener) beside the vantage points' reach probes, which come from
+    other addresses. The scan's handshakes count against this machine's per-source meter at the perimeter (a few
+    dozen; sslyze's full scan, a few hundred, exhausts it), so no MQTT probe from here runs beside or after it."""
     host, wants = broker["name"], lambda check: ctx.wants(check, profile)
     ports = classify(broker)
     out = []
@@ -102,7 +114,8 @@ def broker_findings(ctx: Context, description: dict, broker: dict, profile: str)
     if wants("ACL-SYS-DENIED") or wants("ACL-WILDCARD-DENIED"):
         out += [f for f in acl(host, broker, description, ports) if wants(f.check)]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        scanning = pool.submit(lambda: {port: sslyze_scan(broker, port) for port in ports["tls"][:1]}) \
+        scanning = pool.submit(lambda: {port: sslyze_scan(broker, port, description, ctx.full_tls_scan)
+                                        for port in ports["tls"][:1]}) \
             if wants("TLS-PROTOCOLS") or wants("TLS-CIPHERS") else None
         if wants("NET-REACH") and description.get("vantage_points"):
             out.append(reach(host, broker, description["vantage_points"]))
@@ -114,15 +127,30 @@ def broker_findings(ctx: Context, description: dict, broker: dict, profile: str)
     return out
 
 
-def sslyze_scan(broker: dict, port: int) -> dict:
-    target = f"{broker['tls_server_name']}:{port}{{{broker['address']}}}"
-    cmd = [sslyze_path(), "--json_out=-", "--mozilla_config=disable", "--sslv2", "--sslv3", "--tlsv1",
-           "--tlsv1_1", "--tlsv1_2", "--tlsv1_3", target]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+def sslyze_scan(broker: dict, port: int, description: dict | None = None, full: bool = False) -> dict:
+    """{'protocols': {version: [accepted suites]}} or {'error': ...} for ``port``. By default from tlsscan.py:
+    sslyze's connections, a few dozen handshakes, run by sslyze's python; a client certificate from the description
+    lets a listener that requires one complete them. ``full``: sslyze's own scan, one handshake per suite."""
+    target = f"{broker['tls_server_name']}:{port}"
+    if full:
+        cmd = [sslyze_path(), "--json_out=-", "--mozilla_config=disable", "--sslv2", "--sslv3", "--tlsv1",
+               "--tlsv1_1", "--tlsv1_2", "--tlsv1_3", f"{target}{{{broker['address']}}}"]
+    else:
+        cmd = [sslyze_python(), str(TLSSCAN), broker["address"], str(port), broker["tls_server_name"],
+               *_scan_credentials(description or {})]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600 if full else 120, check=False)
     try:
-        return parse_sslyze(json.loads(proc.stdout))
+        doc = json.loads(proc.stdout)
+        return parse_sslyze(doc) if full else doc
     except (json.JSONDecodeError, KeyError, IndexError) as exc:
         return {"error": f"sslyze gave no result for {target}: {exc}: {proc.stderr.strip()[-200:]}"}
+
+
+def _scan_credentials(description: dict) -> list[str]:
+    for c in description.get("clients", []):
+        if c["expect"] == "allowed" and c.get("certfile") and c.get("keyfile") and Path(c["certfile"]).exists():
+            return [c["certfile"], c["keyfile"]]
+    return []
 
 
 def parse_sslyze(doc: dict) -> dict:
@@ -138,7 +166,7 @@ def parse_sslyze(doc: dict) -> dict:
         attempt = result["scan_result"][key]
         if attempt.get("status") != "COMPLETED":
             return {"error": f"sslyze's {name} scan did not complete: {attempt.get('error_trace') or attempt}"}
-        protocols[name] = [s["cipher_suite"]["name"] for s in attempt["result"]["accepted_cipher_suites"]]
+        protocols[name] = sorted(s["cipher_suite"]["name"] for s in attempt["result"]["accepted_cipher_suites"])
     return {"protocols": protocols}
 
 
