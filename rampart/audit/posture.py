@@ -42,12 +42,23 @@ def sslyze_path() -> str:
 
 
 def sslyze_python() -> str:
-    """The python sslyze is installed for (tlsscan.py imports sslyze)."""
-    python = Path(sslyze_path()).parent / "python"
-    if not python.exists():
-        raise AuditError(f"no python beside {sslyze_path()}: point RAMPART_SSLYZE at the sslyze of a virtualenv "
-                         "(scripts/bootstrap makes .venv-sslyze)")
-    return str(python)
+    """The python sslyze is installed for (tlsscan.py imports sslyze): the one beside it in its virtualenv, else
+    the interpreter its script names."""
+    script = Path(sslyze_path())
+    beside = script.parent / "python"
+    if beside.exists():
+        return str(beside)
+    try:
+        first = script.read_text(errors="replace").splitlines()[0]
+    except (OSError, IndexError):
+        first = ""
+    interpreter = first[2:].split() if first.startswith("#!") else []
+    if interpreter and Path(interpreter[0]).name == "env" and len(interpreter) > 1:
+        interpreter = [shutil.which(interpreter[1]) or ""]
+    if not interpreter or not Path(interpreter[0]).exists():
+        raise AuditError(f"cannot tell which python runs {script}: point RAMPART_SSLYZE at the sslyze of a "
+                         "virtualenv (scripts/bootstrap makes .venv-sslyze)")
+    return interpreter[0]
 
 
 def target_description(target: str, cafile=None, username=None, password=None, certfile=None, keyfile=None,
@@ -147,6 +158,7 @@ def sslyze_scan(broker: dict, port: int, description: dict | None = None, full: 
 
 
 def _scan_credentials(description: dict) -> list[str]:
+    """The certificate and key of an admitted client, so a listener that requires one completes the handshakes."""
     for c in description.get("clients", []):
         if c["expect"] == "allowed" and c.get("certfile") and c.get("keyfile") and Path(c["certfile"]).exists():
             return [c["certfile"], c["keyfile"]]

@@ -146,8 +146,8 @@ def main(argv: list[str]) -> int:
     host, port, server_name, *credentials = argv
     try:
         result = scan(host, int(port), server_name, *credentials)
-    except (OSError, RuntimeError) as exc:
-        result = {"error": f"TLS scan of {server_name}:{port} ({host}) failed: {exc}"}
+    except (OSError, RuntimeError, OpenSSLError) as exc:  # OpenSSLError: e.g. a client certificate it cannot load
+        result = {"error": f"TLS scan of {server_name}:{port} ({host}) failed: {type(exc).__name__}: {exc}"}
     json.dump(result, sys.stdout)
     return 0
 

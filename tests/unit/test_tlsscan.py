@@ -4,14 +4,17 @@ strict one that requires a client certificate, as Rampart's certificate listener
 
 from __future__ import annotations
 
+import shutil
 import socket
 import ssl
+import sys
 import threading
 
 import pytest
 from ansible_collections.rampart.mqtt.plugins.module_utils import pki
 
 from rampart.audit import posture
+from rampart.audit.model import AuditError
 
 pytestmark = pytest.mark.skipif(not posture.SSLYZE.exists(), reason="no .venv-sslyze (scripts/bootstrap makes it)")
 
@@ -96,3 +99,30 @@ def test_a_server_that_requires_a_client_certificate(issued, with_certificate):
     # Without a certificate modern OpenSSL cannot name the suite the server chose: tlsscan falls back to one
     # handshake per TLS 1.2 suite of that build, still far fewer than the full scan.
     assert fast_n * (10 if with_certificate else 3) < full_n, f"{fast_n} handshakes against sslyze's {full_n}"
+
+
+def test_the_scan_runs_with_the_python_sslyze_is_installed_for(tmp_path, monkeypatch):
+    beside = tmp_path / "venv/bin"
+    beside.mkdir(parents=True)
+    (beside / "sslyze").write_text("#!/nowhere/python\n")
+    (beside / "python").write_text("")
+    monkeypatch.setenv("RAMPART_SSLYZE", str(beside / "sslyze"))
+    assert posture.sslyze_python() == str(beside / "python")
+    script = tmp_path / "sslyze"
+    monkeypatch.setenv("RAMPART_SSLYZE", str(script))
+    script.write_text(f"#!{sys.executable} -I\nimport sslyze\n")
+    assert posture.sslyze_python() == sys.executable
+    script.write_text("#!/usr/bin/env sh\n")
+    assert posture.sslyze_python() == shutil.which("sh")
+    script.write_text("import sslyze\n")
+    with pytest.raises(AuditError, match="RAMPART_SSLYZE"):
+        posture.sslyze_python()
+
+
+def test_a_scan_that_cannot_run_is_an_error_with_its_cause(issued):
+    server = Server(server_context(issued, lax=False))
+    broker = {"address": "127.0.0.1", "tls_server_name": "broker.test"}
+    broken = {"clients": [{"expect": "allowed", "certfile": str(issued / "ca/chain.pem"),
+                           "keyfile": str(issued / "ca/chain.pem")}]}  # not a key: the scan cannot load it
+    result = posture.sslyze_scan(broker, server.port, broken)
+    assert set(result) == {"error"} and "broker.test" in result["error"], result
