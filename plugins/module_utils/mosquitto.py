@@ -257,8 +257,11 @@ def _validate_clients(s: dict[str, Any]) -> list[str]:
         errors += _client_auth_errors(i, c, auths_served, _min_length(s))
         errors += _one_factor_errors(i, c, listeners)
         admin = c.get("admin", False)
-        if not isinstance(admin, bool):
-            errors.append(f"{_path('mosquitto_clients', i, 'admin')} must be true or false.")
+        for key in ("admin", "broad"):
+            if not isinstance(c.get(key, False), bool):
+                errors.append(f"{_path('mosquitto_clients', i, key)} must be true or false.")
+        if not isinstance(c.get("description", ""), str):
+            errors.append(f"{_path('mosquitto_clients', i, 'description')} must be text.")
         for key in ("publish", "subscribe", "deny"):
             errors += _client_topic_errors(i, c, key, admin is True, clientid_is_username)
         errors += _client_revoked_errors(i, c)

@@ -12,7 +12,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 SALT_BYTES = 12
 DIGEST_BYTES = 64
@@ -102,24 +104,126 @@ def render_file(users: list[tuple[str, str]], existing: str = "",
     A user whose existing line still verifies with the wanted password and iteration count keeps
     that line byte for byte (so a re-run changes nothing); anyone else gets a fresh salt and hash;
     users not listed disappear.
+
+    Verifying costs one PBKDF2 per user (3.8 ms at 10,000 iterations: 38 s for 10,000 devices on every
+    run). So the users are split into GROUPS groups by a hash of their name, and each group's exact
+    usernames, passwords and lines are sealed by one more PBKDF2 line at the end of the file (a comment
+    to the broker, which skips lines starting with ``#``). A group whose seal still verifies keeps its
+    lines without verifying them one by one: the seal was made from lines that were verified or made
+    for those very passwords. Only the groups a change touches are verified line by line. A seal is no
+    weaker than the lines: breaking it means guessing every password of its group at once, at the same
+    iteration count. The hashing runs in threads (hashlib releases the GIL), one per core.
     """
-    current: dict[str, str] = {}
-    for line in existing.splitlines():
-        parsed = parse_line(line)
-        if parsed:
-            current[parsed[0]] = line.rstrip("\r\n")
-    seen: set[str] = set()
-    out = []
+    _check_users(users, iterations)
+    current, seals = _read_existing(existing)
+    groups: dict[int, list[tuple[str, str]]] = {}
     for username, password in users:
+        groups.setdefault(_group(username), []).append((username, password))
+
+    def sealed(group: int) -> bool:
+        members = groups[group]
+        if group not in seals or any(_iterations(current.get(u, "")) != iterations for u, _ in members):
+            return False
+        return _seal_verifies(seals[group], group, [(u, p, current[u]) for u, p in members], iterations)
+
+    def line_for(user: tuple[str, str]) -> str:
+        username, password = user
+        old = current.get(username)
+        if old is not None and _iterations(old) == iterations and verify_line(old, password):
+            return old
+        return hash_line(username, password, iterations)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        kept = {g for g, ok in zip(groups, pool.map(sealed, groups), strict=True) if ok}
+        unsealed = [g for g in groups if g not in kept]
+        lines = {u: current[u] for g in kept for u, _ in groups[g]}
+        rest = [user for g in unsealed for user in groups[g]]
+        lines.update(zip((u for u, _ in rest), pool.map(line_for, rest), strict=True))
+        new_seals = dict(zip(unsealed, pool.map(
+            lambda g: _seal_line(g, [(u, p, lines[u]) for u, p in groups[g]], iterations), unsealed), strict=True))
+    out = [lines[u] for u, _ in users]
+    if groups:
+        out += [SEAL_HEADER, *(seals[g] if g in kept else new_seals[g] for g in sorted(groups))]
+    return "".join(line + "\n" for line in out)
+
+
+def _check_users(users: list[tuple[str, str]], iterations: int) -> None:
+    """hash_line's checks for every user (a kept line is not hashed again), and no name twice."""
+    if iterations < 1:
+        raise ValueError("iterations must be at least 1")
+    seen: set[str] = set()
+    for username, password in users:
+        problem = username_problem(username)
+        if problem:
+            raise ValueError(f"username {username!r} {problem}")
+        if not isinstance(password, str) or password == "":
+            raise ValueError(f"password for {username!r} must be a non-empty string (an empty one never "
+                             "authenticates)")
+        if "\0" in password:
+            raise ValueError(f"password for {username!r} must not contain NUL (the broker truncates at it)")
         if username in seen:
             raise ValueError(f"duplicate username {username!r}")
         seen.add(username)
-        old = current.get(username)
-        if old is not None and _iterations(old) == iterations and verify_line(old, password):
-            out.append(old)
-        else:
-            out.append(hash_line(username, password, iterations))
-    return "".join(line + "\n" for line in out)
+
+
+def _read_existing(existing: str) -> tuple[dict[str, str], dict[int, str]]:
+    """The existing file's user lines (username -> line) and seals (group -> line)."""
+    current: dict[str, str] = {}
+    seals: dict[int, str] = {}
+    for line in existing.splitlines():
+        line = line.rstrip("\r\n")
+        group = _parse_seal(line)
+        if group is not None:
+            seals[group] = line
+            continue
+        parsed = parse_line(line)
+        if parsed:
+            current[parsed[0]] = line
+    return current, seals
+
+
+# The seals (render_file): GROUPS groups, each sealed by "# rampart-seal <group> $7$<iterations>$<salt>$<digest>".
+GROUPS = 64
+SEAL_HEADER = ("# rampart: each line below seals one group of the users above (PBKDF2 over their names, "
+               "passwords and lines), so a re-run need not verify every password; the broker skips them.")
+SEAL_PREFIX = "# rampart-seal "
+
+
+def _group(username: str) -> int:
+    return int.from_bytes(hashlib.sha256(username.encode()).digest()[:4], "big") % GROUPS
+
+
+def _seal_material(entries: list[tuple[str, str, str]]) -> bytes:
+    # JSON: an unambiguous encoding of the (username, password, line) triples, whatever they contain.
+    return json.dumps(entries, ensure_ascii=False).encode()
+
+
+def _seal_line(group: int, entries: list[tuple[str, str, str]], iterations: int, salt: bytes | None = None) -> str:
+    salt = os.urandom(SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", _seal_material(entries), salt, iterations, dklen=DIGEST_BYTES)
+    return f"{SEAL_PREFIX}{group} $7${iterations}${_b64(salt)}${_b64(digest)}"
+
+
+def _parse_seal(line: str) -> int | None:
+    """The group a seal line seals, or None when the line is no seal."""
+    if not line.startswith(SEAL_PREFIX):
+        return None
+    group = line[len(SEAL_PREFIX):].split(" ", 1)[0]
+    return int(group) if group.isdigit() else None
+
+
+def _seal_verifies(line: str, group: int, entries: list[tuple[str, str, str]], iterations: int) -> bool:
+    fields = [f for f in line.rstrip("\r\n")[len(SEAL_PREFIX):].split(" ", 1)[-1].split("$") if f]
+    try:
+        if len(fields) != 4 or fields[0] != "7" or int(fields[1]) != iterations:
+            return False
+        salt, digest = _unb64(fields[2]), _unb64(fields[3])
+    except (ValueError, binascii.Error):
+        return False
+    if _parse_seal(line) != group or len(salt) != SALT_BYTES or len(digest) != DIGEST_BYTES:
+        return False
+    got = hashlib.pbkdf2_hmac("sha512", _seal_material(entries), salt, iterations, dklen=DIGEST_BYTES)
+    return hmac.compare_digest(got, digest)
 
 
 def _iterations(line: str) -> int:

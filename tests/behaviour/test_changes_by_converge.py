@@ -44,7 +44,8 @@ def hosts():
 
 
 def passwd_lines(host) -> dict[str, str]:
-    return dict(line.split(":", 1) for line in host.file("/etc/mosquitto/passwd").content_string.splitlines())
+    lines = host.file("/etc/mosquitto/passwd").content_string.splitlines()
+    return dict(line.split(":", 1) for line in lines if not line.startswith("#"))  # the seals are comments
 
 
 def conf_digest(host) -> str:

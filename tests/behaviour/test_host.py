@@ -53,11 +53,17 @@ def test_sensitive_files_owner_and_mode(host, path, user, group, mode):
 
 
 def test_password_file_holds_only_pbkdf2_lines_with_12_byte_salts(host, lab):
-    lines = host.file("/etc/mosquitto/passwd").content_string.splitlines()
+    text = host.file("/etc/mosquitto/passwd").content_string.splitlines()
+    lines = [line for line in text if not line.startswith("#")]
     expected = {c["username"] for c in lab["clients"] if c["auth"] == "password"}
     assert {line.split(":", 1)[0] for line in lines} == expected
     for line in lines:
         assert re.fullmatch(r"[^:]+:\$7\$\d+\$[A-Za-z0-9+/]{16}\$[A-Za-z0-9+/]{86}==", line), line
+    # The rest are comments to the broker: the seals' header, and the seals (PBKDF2 too, never a secret in clear).
+    comments = [line for line in text if line.startswith("#")]
+    assert comments[0].startswith("# rampart: ") and len(comments) > 1
+    for line in comments[1:]:
+        assert re.fullmatch(r"# rampart-seal \d+ \$7\$\d+\$[A-Za-z0-9+/]{16}\$[A-Za-z0-9+/]{86}==", line), line
 
 
 def test_persistence_is_on(host):
