@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from rampart import project, results
+from rampart.bench_pki import parse_counts
 
 CLIENTS_FILE = Path("group_vars") / "all" / "clients.yml"
 
@@ -101,19 +102,9 @@ def scale(counts: list[int], work: Path, root: Path) -> dict[str, Any]:
             "first_ratio": round(large["first_seconds"] / small["first_seconds"], 2)}
 
 
-def _parse_counts(value: str) -> list[int]:
-    try:
-        counts = sorted({int(part) for part in value.split(",")})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated counts, got {value!r}") from None
-    if len(counts) < 2 or counts[0] < 1:
-        raise argparse.ArgumentTypeError(f"expected at least two distinct counts >= 1, got {value!r}")
-    return counts
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench-clients", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--counts", type=_parse_counts, default=[10, 10000], metavar="N1,N2[,...]",
+    parser.add_argument("--counts", type=parse_counts, default=[10, 10000], metavar="N1,N2[,...]",
                         help="client counts (default 10,10000)")
     parser.add_argument("--quick", action="store_true", help="N=10 and 100 (what scripts/test runs)")
     parser.add_argument("--workdir", type=Path, help="work directory, kept (default: a temporary one, removed)")

@@ -240,7 +240,7 @@ def scale(counts: list[int], work: Path) -> dict[str, Any]:
     }
 
 
-def _parse_counts(value: str) -> list[int]:
+def parse_counts(value: str) -> list[int]:
     """``--scale`` "10,10000" as [10, 10000]: at least two distinct counts, each >= 1."""
     try:
         counts = sorted({int(part) for part in value.split(",")})
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, both PKIs)")
     parser.add_argument("--skip-community", action="store_true", help="only time the role (a and c)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
-    parser.add_argument("--scale", type=_parse_counts, metavar="N1,N2[,...]",
+    parser.add_argument("--scale", type=parse_counts, metavar="N1,N2[,...]",
                         help="scaling mode: first run and re-run of the role at each N (no community.crypto)")
     args = parser.parse_args(argv)
     if args.count < 1:

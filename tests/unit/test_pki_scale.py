@@ -300,10 +300,10 @@ def test_action_clients_are_client_certificates(tmp_path) -> None:
 
 
 def test_bench_scale_counts_are_parsed_and_checked() -> None:
-    assert bench_pki._parse_counts("10000,10") == [10, 10000]
+    assert bench_pki.parse_counts("10000,10") == [10, 10000]
     for bad in ("10", "10,10", "0,10", "ten,10"):
         with pytest.raises(Exception, match="count"):
-            bench_pki._parse_counts(bad)
+            bench_pki.parse_counts(bad)
 
 
 def test_bench_scale_reports_the_ratios(tmp_path, monkeypatch) -> None:
