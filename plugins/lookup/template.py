@@ -9,8 +9,9 @@ short_description: ansible.builtin.template's lookup, without a deep copy of eve
 description:
   - Renders a template exactly as C(lookup('ansible.builtin.template', ...)) does, with the same options.
   - ansible-core's lookup deep-copies every variable of the task before each template (its own FIXME in the source
-    asks why it is no chain map), so one file of a host whose inventory holds 10,000 MQTT clients cost about
-    1.7 seconds, however small the template. This lookup gives it a shallow copy of the top-level mapping instead.
+    asks why it is no chain map), so its cost grows with the inventory, however small the template. With 2,000 MQTT
+    clients in the inventory, a task that renders two small files took 2.2 s instead of 0.5 s, and the copies were
+    half of the run's CPU. This lookup gives it a shallow copy of the top-level mapping instead.
     The variables the lookup adds (template_path, ansible_managed, template_vars) still go into a copy of their
     own and never reach the task's variables. Rampart's templates only read variables.
 options:
