@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from rampart import project, results
+from rampart import lab, project, results
 from rampart.bench_pki import parse_counts
 
 CLIENTS_FILE = Path("group_vars") / "all" / "clients.yml"
@@ -62,11 +61,10 @@ def inventory(root: Path, work: Path, count: int) -> Path:
 
 def converge(root: Path, inv: Path, log: Path) -> tuple[float, int]:
     """playbooks/broker.yml against ``inv``: (wall seconds, tasks changed on the brokers). Raises on failure."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(root / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               PATH=f"{root / '.venv' / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}")
-    cmd = [str(root / ".venv" / "bin" / "ansible-playbook"), "-i", str(inv), str(root / "playbooks" / "broker.yml")]
+    lab.use_project(root)
+    cmd = [lab.venv_bin("ansible-playbook"), "-i", str(inv), str(root / "playbooks" / "broker.yml")]
     start = time.perf_counter()
-    run = results.run(cmd, env=env, cwd=root)
+    run = results.run(cmd, env=lab.ansible_env(), cwd=root)
     elapsed = time.perf_counter() - start
     log.write_text(run.output)
     if run.rc != 0 or run.failures:
