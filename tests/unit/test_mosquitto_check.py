@@ -95,3 +95,93 @@ def test_snapshot_copies_what_differs_and_restore_puts_back_owner_and_mode(check
     assert check.main(restore) == 0
     assert capsys.readouterr().out == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acl", "last-good", "mosquitto.conf"], "a temp file was left"
+
+
+class _Listener:
+    """A loopback TLS listener that does ``after`` with each connection once its handshake is done."""
+
+    def __init__(self, ctx, after):
+        import socket
+        import threading
+
+        self.ctx, self.after = ctx, after
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        import ssl
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                self.after(self.ctx.wrap_socket(conn, server_side=True), conn)
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+
+@pytest.fixture(scope="module")
+def server_pki(tmp_path_factory):
+    from ansible_collections.rampart.mqtt.plugins.module_utils import pki
+
+    d = tmp_path_factory.mktemp("pki")
+    pki.ensure_ca(d)
+    pki.issue(d, [{"name": "srv", "profile": "server", "dns_names": ["broker.test"], "ip_addresses": []}])
+    return d
+
+
+def _connack(code):
+    def after(tls, _raw):
+        tls.recv(64)
+        tls.sendall(bytes([0x20, 2, 0, code]))
+        tls.close()
+    return after
+
+
+def _reset_after_handshake(tls, raw):
+    """What a certificate listener does to a client without a certificate under TLS 1.3, seen by a slow client:
+    the handshake is done on the client's side, then the connection is gone (here: a reset)."""
+    import socket
+    import struct
+
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    raw.close()
+
+
+@pytest.mark.parametrize(("after", "verdict"), [
+    (_connack(5), "ok"),
+    (_connack(0), "ANONYMOUS ACCESS IS ALLOWED"),
+    (_reset_after_handshake, "ok"),
+], ids=["not-authorised", "anonymous-allowed", "closed-after-handshake"])
+def test_health_probe_verdicts(check, server_pki, after, verdict):
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(server_pki / "servers/srv/chain.pem", server_pki / "servers/srv/key.pem")
+    listener = _Listener(ctx, after)
+    got = check.probe("127.0.0.1", listener.port, str(server_pki / "ca/chain.pem"), "broker.test", 5)
+    assert got == verdict
+
+
+def test_health_probe_fails_a_listener_that_breaks_the_handshake(check, server_pki):
+    """Positive control for the case above: a close before the handshake completes is a failure, not 'ok'."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(server_pki / "servers/srv/chain.pem", server_pki / "servers/srv/key.pem")
+
+    class Breaker(_Listener):
+        def serve(self):
+            while True:
+                try:
+                    conn, _ = self.sock.accept()
+                except OSError:
+                    return
+                _reset_after_handshake(None, conn)
+
+    listener = Breaker(ctx, None)
+    got = check.probe("127.0.0.1", listener.port, str(server_pki / "ca/chain.pem"), "broker.test", 5)
+    assert got != "ok" and got.startswith(("TLS failed", "cannot connect")), got

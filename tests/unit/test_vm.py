@@ -1,0 +1,59 @@
+"""The VM lab's pure parts (rampart/vm.py): what goes on a guest's kernel command line, how its host key is read
+from its serial console, and that an image's cache key follows its recipe."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from rampart import harness, vm
+
+
+def guest(tmp_path, name="vmbroker12", index=0):
+    vm.VM_DIR = tmp_path
+    return vm.Guest(name, index, "debian12", 2210 + index, 768, (("vlan_id", 42),))
+
+
+def test_the_kernel_command_line_carries_the_identity_and_nothing_secret(tmp_path):
+    pubkey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLE rampart-lab"
+    line = vm.kernel_cmdline(guest(tmp_path), pubkey)
+    words = dict(w.split("=", 1) for w in line.split() if "=" in w)
+    assert words["rampart.hostname"] == "vmbroker12"
+    assert base64.b64decode(words["rampart.authorized_key"]).decode() == pubkey
+    assert words["root"] == "LABEL=rampart-root" and words["console"] == "ttyS0" and words["net.ifnames"] == "0"
+    assert "PRIVATE" not in line and len(line) < 2048  # x86's command line limit
+
+
+def test_the_host_key_is_the_last_one_the_console_printed(tmp_path):
+    g = guest(tmp_path)
+    g.folder.mkdir(parents=True)
+    (g.folder / "console.log").write_text(
+        "boot noise\nrampart-vm-hostkey ssh-ed25519 AAAAfirst\nmore\r\nrampart-vm-hostkey ssh-ed25519 AAAAsecond\n")
+    key = vm.console_host_key(g, timeout=1)
+    assert key == "ssh-ed25519 AAAAsecond"
+    assert vm.known_hosts_line(g, key) == "[127.0.0.1]:2210 ssh-ed25519 AAAAsecond"
+
+
+def test_no_host_key_on_a_stopped_guest_is_a_clear_error(tmp_path):
+    g = guest(tmp_path)
+    g.folder.mkdir(parents=True)
+    (g.folder / "console.log").write_text("kernel panic\n")
+    with pytest.raises(SystemExit, match="stopped while booting"):
+        vm.console_host_key(g, timeout=1)
+
+
+def test_each_guest_has_its_own_taps_and_macs(tmp_path):
+    a, b = guest(tmp_path, "a", 0), guest(tmp_path, "b", 1)
+    assert set(a.taps).isdisjoint(b.taps) and all(len(t) <= 15 for t in a.taps + b.taps)
+    macs = {g.mac(n) for g in (a, b) for n in range(3)}
+    assert len(macs) == 6
+
+
+def test_the_image_cache_key_follows_the_recipe(monkeypatch):
+    p12, p13 = harness.PLATFORMS["debian12"], harness.PLATFORMS["debian13"]
+    before = vm.recipe_hash(p12, "http://mirror.invalid/debian")
+    assert before != vm.recipe_hash(p13, "http://mirror.invalid/debian")
+    assert before != vm.recipe_hash(p12, "http://other.invalid/debian")
+    monkeypatch.setattr(vm, "VM_PACKAGES", (*vm.VM_PACKAGES, "tcpdump"))
+    assert before != vm.recipe_hash(p12, "http://mirror.invalid/debian")

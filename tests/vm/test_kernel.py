@@ -1,0 +1,156 @@
+"""The kernel-bound promises on Debian's own kernels (issue 12): the tagged segment on the wire, the untagged
+outsider shut out, WireGuard in the kernel, and everything back after a reboot with no converge in between.
+
+Frames are captured on this machine's bridges (the wire between the VMs), never read from configuration.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.support.wait import wait_for
+
+from .conftest import DESC, Guest
+
+MQTT_PORTS = (8883, 8884)
+OUTSIDER_ADDRESS = "10.42.0.99/24"  # this machine, claiming an address in the segment, untagged
+
+
+@contextmanager
+def capture(interface: str, path: Path, bpf: str = ""):
+    """tcpdump on ``interface`` (a bridge or one guest's port on it) for the duration of the block; the frames
+    are left in ``path`` (pcap) for ``frames``."""
+    argv = ["tcpdump", "-i", interface, "-U", "-n", "-w", str(path), *([bpf] if bpf else [])]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        # tcpdump says "listening on ..." once the capture is open.
+        line = proc.stderr.readline()
+        assert "listening on" in line, f"tcpdump did not start: {line}"
+        yield
+        time.sleep(1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def frames(path: Path) -> list[str]:
+    """One line per captured frame, with its link-level header (``-e``: the 802.1Q tag when there is one)."""
+    out = subprocess.run(["tcpdump", "-r", str(path), "-nn", "-e"], capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()
+
+
+def tcp_connect(guest: Guest, address: str, port: int) -> str:
+    """From inside ``guest``: 'connected' or the error of one TCP connection."""
+    script = (f"import socket\ntry:\n    socket.create_connection(({address!r}, {port}), 5).close()\n"
+              f"    print('connected')\nexcept OSError as e:\n    print(type(e).__name__, e)")
+    return guest.sh(f"python3 -c {quote(script)}").strip()
+
+
+def quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def segment(guest: Guest) -> str:
+    return guest.entry["vmlab_segment_address"]
+
+
+def test_segment_traffic_is_tagged_with_the_inventory_vlan_id_on_the_wire(broker12, broker13, tmp_path):
+    """A connection from one broker to the other's MQTT port over the segment: every frame of it on the wire
+    carries an 802.1Q tag with the inventory's VLAN id, and none of it crosses untagged."""
+    vlan_id = broker12.entry["vlan_id"]
+    pcap = tmp_path / "segment.pcap"
+    with capture(DESC["trunk_bridge"], pcap):
+        assert tcp_connect(broker13, segment(broker12), 8883) == "connected"
+    seen = [f for f in frames(pcap) if f"{segment(broker13)}." in f and f"{segment(broker12)}.8883" in f]
+    assert seen, "no frame of the connection was captured on the trunk (positive control)"
+    untagged = [f for f in seen if f"vlan {vlan_id}," not in f]
+    assert not untagged, f"frames of the segment crossed the wire without the tag {vlan_id}: {untagged[:3]}"
+    assert all("ethertype 802.1Q" in f for f in seen)
+    print(f"\n{len(seen)} frames of the connection, each tagged vlan {vlan_id}: {seen[0]}")
+
+
+@pytest.fixture
+def outsider_on_the_segment_subnet():
+    """This machine takes an address inside the segment's subnet on the trunk, untagged: an attacker plugged
+    into the same wire who knows the segment's addressing."""
+    bridge = DESC["trunk_bridge"]
+    subprocess.run(["ip", "addr", "add", OUTSIDER_ADDRESS, "dev", bridge], check=True)
+    try:
+        yield OUTSIDER_ADDRESS.split("/")[0]
+    finally:
+        subprocess.run(["ip", "addr", "del", OUTSIDER_ADDRESS, "dev", bridge], check=False)
+        subprocess.run(["ip", "neigh", "flush", "dev", bridge], check=False)
+
+
+def _connect_from_here(address: str, port: int) -> str:
+    import socket
+
+    try:
+        socket.create_connection((address, port), timeout=3).close()
+        return "connected"
+    except OSError as exc:
+        return type(exc).__name__
+
+
+def test_an_untagged_outsider_on_the_wire_cannot_reach_mqtt_or_learn_the_segment(broker12,
+                                                                                  outsider_on_the_segment_subnet,
+                                                                                  tmp_path):
+    """The outsider's frames reach the broker's port on the switch (captured there: the positive control), yet
+    no MQTT port answers and the broker never tells it the segment address's MAC (no ARP answer)."""
+    target = segment(broker12)
+    port = broker12.entry["taps"][0]
+    pcap = tmp_path / "outsider.pcap"
+    with capture(port, pcap, "arp or tcp"):
+        results = {p: _connect_from_here(target, p) for p in MQTT_PORTS}
+    assert all(r != "connected" for r in results.values()), results
+    lines = frames(pcap)
+    asked = [f for f in lines if f"who-has {target} tell {outsider_on_the_segment_subnet}" in f]
+    assert asked, f"the outsider's ARP requests never reached {broker12.name}'s port (positive control): {lines[:5]}"
+    answered = [f for f in lines if f"Reply {target} is-at" in f]
+    assert not answered, f"{broker12.name} answered ARP for its segment address on the untagged wire: {answered}"
+    neigh = subprocess.run(["ip", "neigh", "show", target, "dev", DESC["trunk_bridge"]], capture_output=True,
+                           text=True).stdout
+    assert "lladdr" not in neigh, neigh
+    print(f"\noutsider: {results}; {len(asked)} ARP requests delivered to {port}, none answered")
+
+
+def test_wireguard_runs_in_the_kernel_and_a_vpn_peer_reaches_the_broker_through_it(broker12, client):
+    for guest in (broker12, client):
+        assert re.search(r"^wireguard\s", guest.sh("lsmod"), re.M), f"{guest.name}: no wireguard module loaded"
+        assert "wireguard" in guest.sh("ip -d link show wg0"), f"{guest.name}: wg0 is not a kernel WireGuard link"
+        assert guest.run("pgrep -x wireguard-go").returncode == 1, f"{guest.name}: wireguard-go is running"
+    # Off the segment, on the wan: the broker's segment address is reachable only through the tunnel.
+    assert tcp_connect(client, segment(broker12), 8883) == "connected"
+    route = client.sh(f"ip route get {segment(broker12)}")
+    assert "dev wg0" in route, route
+
+
+def _booted_since(guest: Guest) -> str:
+    return guest.sh("cat /proc/sys/kernel/random/boot_id").strip()
+
+
+def test_after_a_reboot_the_vlan_firewall_vpn_and_broker_come_back_by_themselves(broker12, broker13, client):
+    """Reboot vmbroker12 and converge nothing: the tagged segment interface, the firewall table, the WireGuard
+    tunnel and the broker are back, and the segment and the VPN path work again."""
+    before = _booted_since(broker12)
+    broker12.run("systemctl reboot", timeout=30)
+    wait_for(lambda: broker12.answers() and _booted_since(broker12) != before, timeout=300, interval=3,
+             what=f"{broker12.name} back on SSH after its reboot")
+    vlan_id = broker12.entry["vlan_id"]
+    link = broker12.sh(f"ip -d addr show {broker12.entry['vlan_interface']}")
+    assert f"vlan protocol 802.1Q id {vlan_id}" in link and f"inet {segment(broker12)}/" in link, link
+    assert "table inet rampart" in broker12.sh("nft list tables")
+    assert "wireguard" in broker12.sh("ip -d link show wg0")
+    wait_for(lambda: broker12.run("systemctl is-active mosquitto").stdout.strip() == "active", timeout=120,
+             what="mosquitto active after the reboot")
+    listening = broker12.sh("ss -Hltn")
+    assert f"{segment(broker12)}:8883" in listening, listening
+    assert tcp_connect(broker13, segment(broker12), 8883) == "connected"
+    wait_for(lambda: tcp_connect(client, segment(broker12), 8883) == "connected", timeout=60, interval=3,
+             what="the VPN path to the broker after the reboot")
