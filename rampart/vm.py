@@ -212,13 +212,20 @@ def link_exists(name: str) -> bool:
     return _ip("link", "show", name, check=False).returncode == 0
 
 
+def forward_rule(bridge: str) -> list[str]:
+    """The FORWARD rule that lets frames cross ``bridge``: with br_netfilter loaded (Docker loads it), bridged IP
+    traffic goes through this machine's iptables, whose FORWARD policy Docker sets to DROP."""
+    return ["FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"]
+
+
 def ensure_bridge(name: str, address: str | None = None) -> None:
-    """A plain Linux bridge (no VLAN filtering: a switch that carries every frame). This machine's iptables
-    (Docker's FORWARD policy is DROP) is kept out of it, so what reaches a guest is decided by the guests."""
+    """A plain Linux bridge (no VLAN filtering: a switch that carries every frame). This machine's firewall lets
+    everything cross it, so what reaches a guest is decided by the guests."""
     if not link_exists(name):
         _ip("link", "add", name, "type", "bridge")
-    _ip("link", "set", name, "type", "bridge", "nf_call_iptables", "0", "nf_call_ip6tables", "0",
-        "nf_call_arptables", "0", check=False)
+    for tool in ("iptables", "ip6tables"):
+        if shutil.which(tool) and harness.run([tool, "-C", *forward_rule(name)], check=False).returncode != 0:
+            harness.run([tool, "-I", *forward_rule(name)])
     if address and address.split("/")[0] not in _ip("-o", "addr", "show", "dev", name).stdout:
         _ip("addr", "add", address, "dev", name)
     _ip("link", "set", name, "up")
@@ -445,6 +452,9 @@ def down(args: argparse.Namespace) -> int:
     for bridge in (TRUNK_BRIDGE, WAN_BRIDGE):
         if link_exists(bridge):
             _ip("link", "del", bridge, check=False)
+        for tool in ("iptables", "ip6tables"):
+            while shutil.which(tool) and harness.run([tool, "-D", *forward_rule(bridge)], check=False).returncode == 0:
+                pass
     if VM_DIR.exists():
         shutil.rmtree(VM_DIR)
     print("vmlab: stopped " + (", ".join(stopped) if stopped else "nothing (no VM running)") +
