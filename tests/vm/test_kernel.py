@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,9 +42,15 @@ def capture(interface: str, path: Path, bpf: str = ""):
 
 
 def frames(path: Path) -> list[str]:
-    """One line per captured frame, with its link-level header (``-e``: the 802.1Q tag when there is one)."""
-    out = subprocess.run(["tcpdump", "-r", str(path), "-nn", "-e"], capture_output=True, text=True, check=True)
+    """One line per captured frame, with its link-level header (``-e``: the 802.1Q tag when there is one) after
+    its time in seconds since the epoch (``-tt``)."""
+    out = subprocess.run(["tcpdump", "-r", str(path), "-tt", "-nn", "-e"], capture_output=True, text=True,
+                         check=True)
     return out.stdout.splitlines()
+
+
+def at(frame: str) -> float:
+    return float(frame.split()[0])
 
 
 def tcp_connect(guest: Guest, address: str, port: int) -> str:
@@ -133,6 +141,87 @@ def test_wireguard_runs_in_the_kernel_and_a_vpn_peer_reaches_the_broker_through_
 
 def _booted_since(guest: Guest) -> str:
     return guest.sh("cat /proc/sys/kernel/random/boot_id").strip()
+
+
+def _reboot(guest: Guest) -> None:
+    before = _booted_since(guest)
+    guest.run("systemctl reboot", timeout=30)
+    wait_for(lambda: guest.answers() and _booted_since(guest) != before, timeout=300, interval=3,
+             what=f"{guest.name} back on SSH after its reboot")
+
+
+def _mqtt(client: Guest, broker: Guest, tool: str, user: str, password: str, args: str) -> subprocess.CompletedProcess:
+    return client.run(f"{tool} -h {segment(broker)} -p 8883 --cafile /etc/rampart/mqtt/ca.crt "
+                      f"-u {user} -P {password} {args}", timeout=90)
+
+
+def test_a_persistent_session_keeps_its_queued_qos1_message_across_a_reboot(broker12, client):
+    """A QoS 1 subscriber with a persistent session goes away, a message is queued for it, the broker host
+    reboots (no converge): the subscriber comes back and receives that message (over the VPN, as a device)."""
+    passwords = {c["name"]: c["password"] for c in _clients()}
+    sid, text = f"vm-persist-{uuid.uuid4().hex[:8]}", f"queued-{uuid.uuid4().hex}"
+    sub = f"-i {sid} -c -q 1 -t sensors/# -C 1"
+    first = _mqtt(client, broker12, "mosquitto_sub", "dashboard", passwords["dashboard"], sub + " -W 5")
+    assert "Timed out" in first.stderr + first.stdout or first.returncode != 0, first  # subscribed, nothing yet
+    pub = _mqtt(client, broker12, "mosquitto_pub", "sensor-01", passwords["sensor-01"],
+                f"-q 1 -t sensors/sensor-01/reboot -m {text}")
+    assert pub.returncode == 0, pub
+    _reboot(broker12)
+    wait_for(lambda: tcp_connect(client, segment(broker12), 8883) == "connected", timeout=90, interval=3,
+             what="the broker reachable again over the VPN")
+    again = _mqtt(client, broker12, "mosquitto_sub", "dashboard", passwords["dashboard"], sub + " -W 30")
+    assert again.returncode == 0 and again.stdout.strip() == text, again
+
+
+def _clients() -> list[dict]:
+    import yaml
+
+    data = yaml.safe_load((Path(DESC["inventory"]) / "group_vars" / "all" / "vmlab.yml").read_text())
+    return data["mosquitto_clients"]
+
+
+def test_mqtt_is_never_reachable_from_the_wan_while_the_broker_boots(broker12, tmp_path):
+    """This machine sits on the wan and routes the segment address to the broker's wan address, then tries to
+    connect to MQTT every 0.2 s through the broker's whole reboot. Without the firewall the broker's kernel would
+    accept those (the weak host model; reverse-path filtering passes them). Evidence that the probes reached a
+    live host: the broker answered ARP on the wan while they went on. Nothing from the segment address may come
+    back: no SYN-ACK, no reset (a closed port would answer with a reset)."""
+    target = segment(broker12)
+    wan_address = broker12.entry["vmlab_wan_address"].split("/")[0]
+    subprocess.run(["ip", "route", "replace", f"{target}/32", "via", wan_address], check=True)
+    stop, outcomes = threading.Event(), []
+
+    def probe():
+        while not stop.is_set():
+            outcomes.append(_connect_from_here(target, 8883))
+            time.sleep(0.2)
+
+    pcap = tmp_path / "boot.pcap"
+    try:
+        with capture(broker12.entry["taps"][1], pcap, f"arp or host {target}"):
+            thread = threading.Thread(target=probe, daemon=True)
+            thread.start()
+            rebooted = time.time()
+            _reboot(broker12)
+            wait_for(lambda: broker12.run("systemctl is-active mosquitto").stdout.strip() == "active",
+                     timeout=120, what="mosquitto active after the reboot")
+            time.sleep(3)
+            stop.set()
+            thread.join(timeout=10)
+    finally:
+        subprocess.run(["ip", "route", "del", f"{target}/32"], check=False)
+    lines = frames(pcap)
+    assert "connected" not in outcomes, f"MQTT answered from the wan during boot: {outcomes.count('connected')}"
+    # The old system is gone within seconds of the reboot; a guest takes longer than that to boot again, so an
+    # ARP reply 10 s after the reboot comes from the booting system, and SYNs after it reached that system.
+    arp_replies = [f for f in lines if f"Reply {wan_address} is-at" in f and at(f) > rebooted + 10]
+    syns = [f for f in lines if f"> {target}.8883: Flags [S]" in f and arp_replies and at(f) >= at(arp_replies[0])]
+    answers = [f for f in lines if f"{target}.8883 >" in f]
+    assert arp_replies and syns, f"the probes never reached the booting broker (positive control): {lines[:5]}"
+    assert not answers, f"the broker answered MQTT probes from the wan: {answers[:3]}"
+    print(f"\n{len(outcomes)} probes during the reboot; after the booting broker's first ARP reply "
+          f"({at(arp_replies[0]) - rebooted:.1f} s after the reboot) {len(syns)} SYNs reached it; "
+          f"no answer from {target}:8883")
 
 
 def test_after_a_reboot_the_vlan_firewall_vpn_and_broker_come_back_by_themselves(broker12, broker13, client):
