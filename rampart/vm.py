@@ -433,6 +433,20 @@ def up(args: argparse.Namespace) -> int:
     return 0
 
 
+def test(args: argparse.Namespace) -> int:
+    if shutil.which("tcpdump") is None:  # the tests capture frames on the bridges
+        harness.apt_install("tcpdump")
+    args.assert_unchanged, args.ansible_args = False, []
+    rc = up(args)
+    if rc != 0:
+        return rc
+    reports = PROJECT / ".reports"
+    reports.mkdir(exist_ok=True)
+    cmd = [lab.venv_bin("pytest"), "-v", "-p", "no:cacheprovider", f"--junitxml={reports / 'vm.xml'}",
+           str(PROJECT / "tests" / "vm"), *args.pytest_args]
+    return subprocess.run(cmd, cwd=PROJECT, env=dict(os.environ, RAMPART_VMLAB=str(VMLAB_JSON))).returncode
+
+
 def describe(all_guests: list[Guest], key: Path) -> dict:
     """What the VM tests read (.vmlab/vmlab.json): each guest's SSH path, platform and wire."""
     return {"ssh_key": str(key), "known_hosts": str(lab.SSH_DIR / "vmlab_known_hosts"),
@@ -479,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="fail unless the VMs already ran and matched the code (nothing booted, changed=0)")
     p.add_argument("ansible_args", nargs=argparse.REMAINDER, help="extra ansible-playbook arguments")
     p.set_defaults(func=up)
+    p = sub.add_parser("test", help="up, then the kernel-bound tests (tests/vm) against it")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
+    p.set_defaults(func=test)
     p = sub.add_parser("down", help="stop the VMs, delete their disks, remove the bridges and taps")
     p.set_defaults(func=down)
     p = sub.add_parser("status", help="show the VMs")

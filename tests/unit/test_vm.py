@@ -10,8 +10,12 @@ import pytest
 from rampart import harness, vm
 
 
+@pytest.fixture(autouse=True)
+def vm_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(vm, "VM_DIR", tmp_path)
+
+
 def guest(tmp_path, name="vmbroker12", index=0):
-    vm.VM_DIR = tmp_path
     return vm.Guest(name, index, "debian12", 2210 + index, 768, (("vlan_id", 42),))
 
 

@@ -50,6 +50,16 @@ class Guest:
             return False
 
 
+def converge(*extra: str):
+    """playbooks/vmlab.yml against the VM lab with ``extra`` arguments (read through the results callback)."""
+    from rampart import results
+
+    cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", DESC["inventory"],
+           str(ROOT / "playbooks" / "vmlab.yml"), *extra]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    return results.run(cmd, env=env, cwd=ROOT, timeout=1200)
+
+
 @pytest.fixture(scope="session")
 def desc() -> dict:
     return DESC

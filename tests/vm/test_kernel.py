@@ -6,6 +6,7 @@ Frames are captured on this machine's bridges (the wire between the VMs), never 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import threading
@@ -18,7 +19,7 @@ import pytest
 
 from tests.support.wait import wait_for
 
-from .conftest import DESC, Guest
+from .conftest import DESC, Guest, converge
 
 MQTT_PORTS = (8883, 8884)
 OUTSIDER_ADDRESS = "10.42.0.99/24"  # this machine, claiming an address in the segment, untagged
@@ -96,11 +97,11 @@ def outsider_on_the_segment_subnet():
         subprocess.run(["ip", "neigh", "flush", "dev", bridge], check=False)
 
 
-def _connect_from_here(address: str, port: int) -> str:
+def _connect_from_here(address: str, port: int, timeout: float = 3) -> str:
     import socket
 
     try:
-        socket.create_connection((address, port), timeout=3).close()
+        socket.create_connection((address, port), timeout=timeout).close()
         return "connected"
     except OSError as exc:
         return type(exc).__name__
@@ -182,10 +183,11 @@ def _clients() -> list[dict]:
 
 def test_mqtt_is_never_reachable_from_the_wan_while_the_broker_boots(broker12, tmp_path):
     """This machine sits on the wan and routes the segment address to the broker's wan address, then tries to
-    connect to MQTT every 0.2 s through the broker's whole reboot. Without the firewall the broker's kernel would
-    accept those (the weak host model; reverse-path filtering passes them). Evidence that the probes reached a
-    live host: the broker answered ARP on the wan while they went on. Nothing from the segment address may come
-    back: no SYN-ACK, no reset (a closed port would answer with a reset)."""
+    connect to MQTT (1 s per attempt, 0.2 s apart) through the broker's whole reboot and 10 s beyond. Without the
+    firewall the broker's kernel would accept those (the weak host model; reverse-path filtering passes them).
+    Evidence that the probes reached the booting system: it answered ARP on the wan, and SYNs came after that.
+    Nothing from the segment address may come back: no SYN-ACK, no reset (a closed port would answer with a
+    reset)."""
     target = segment(broker12)
     wan_address = broker12.entry["vmlab_wan_address"].split("/")[0]
     subprocess.run(["ip", "route", "replace", f"{target}/32", "via", wan_address], check=True)
@@ -193,7 +195,7 @@ def test_mqtt_is_never_reachable_from_the_wan_while_the_broker_boots(broker12, t
 
     def probe():
         while not stop.is_set():
-            outcomes.append(_connect_from_here(target, 8883))
+            outcomes.append(_connect_from_here(target, 8883, timeout=1))
             time.sleep(0.2)
 
     pcap = tmp_path / "boot.pcap"
@@ -205,7 +207,7 @@ def test_mqtt_is_never_reachable_from_the_wan_while_the_broker_boots(broker12, t
             _reboot(broker12)
             wait_for(lambda: broker12.run("systemctl is-active mosquitto").stdout.strip() == "active",
                      timeout=120, what="mosquitto active after the reboot")
-            time.sleep(3)
+            time.sleep(10)  # and on into the booted system, so that SYNs surely reach it
             stop.set()
             thread.join(timeout=10)
     finally:
@@ -243,3 +245,32 @@ def test_after_a_reboot_the_vlan_firewall_vpn_and_broker_come_back_by_themselves
     assert tcp_connect(broker13, segment(broker12), 8883) == "connected"
     wait_for(lambda: tcp_connect(client, segment(broker12), 8883) == "connected", timeout=60, interval=3,
              what="the VPN path to the broker after the reboot")
+    # Log shipping: a line logged now reaches the collector's file for this broker.
+    line = f"rampart-vm-after-reboot-{uuid.uuid4().hex[:12]}"
+    broker12.sh(f"logger -t rampart-vm-test {line}")
+    log = f"/var/log/rampart/{broker12.name}/syslog.log"
+    wait_for(lambda: client.run(f"grep -c -F {line} {log}").stdout.strip() == "1", timeout=60, interval=2,
+             what=f"{line} in {log} on the collector")
+
+
+def _table(guest: Guest) -> str:
+    """The table's rules and sets, without counters or the dynamic sets' elements (they change with traffic)."""
+    return guest.sh("nft -s -t list table inet rampart")
+
+
+def test_a_ruleset_that_cuts_the_ssh_path_is_reverted_by_the_host(broker12, client):
+    """The anti-lockout revert on a real kernel, over the VM's real SSH path: a converge that makes TEST-NET-1 the
+    only management network cuts this machine's SSH; the run fails, the host reverts to the previous ruleset by
+    itself, and SSH works again. (The collector, vmclient, is in the run: validation requires a sender's
+    collectors in its --limit; it has no firewall, so nothing changes there.)"""
+    limit = f"{broker12.name},{client.name}"
+    before = _table(broker12)
+    run = converge("--tags", "nftables", "--limit", limit,
+                   "-e", json.dumps({"nftables_management_cidrs": ["192.0.2.1/32"]}))
+    assert run.rc != 0, f"the run accepted a ruleset that cuts the control path:\n{run.output[-3000:]}"
+    assert "reverted to the previous ruleset" in " ".join(run.output.split()), run.output[-3000:]
+    wait_for(broker12.answers, timeout=180, interval=3, what="SSH to the broker after the revert")
+    assert _table(broker12) == before
+    assert "reverted table inet rampart" in broker12.sh("journalctl --no-pager -q -t rampart-nftables")
+    again = converge("--tags", "nftables", "--limit", limit)
+    assert again.rc == 0, again.output[-3000:]
