@@ -98,7 +98,8 @@ def test_snapshot_copies_what_differs_and_restore_puts_back_owner_and_mode(check
 
 
 class _Listener:
-    """A loopback TLS listener that does ``after`` with each connection once its handshake is done."""
+    """A loopback listener that does ``after`` with each connection: after a TLS handshake with ``ctx``, or at once
+    (no handshake) when ``ctx`` is None."""
 
     def __init__(self, ctx, after):
         import socket
@@ -118,7 +119,7 @@ class _Listener:
             except OSError:
                 return
             try:
-                self.after(self.ctx.wrap_socket(conn, server_side=True), conn)
+                self.after(self.ctx.wrap_socket(conn, server_side=True) if self.ctx else None, conn)
             except (ssl.SSLError, OSError):
                 conn.close()
 
@@ -131,6 +132,18 @@ def server_pki(tmp_path_factory):
     pki.ensure_ca(d)
     pki.issue(d, [{"name": "srv", "profile": "server", "dns_names": ["broker.test"], "ip_addresses": []}])
     return d
+
+
+def _probe(check, server_pki, after, handshake=True):
+    """The health probe's verdict on a loopback listener that does ``after`` (with or without a TLS handshake)."""
+    import ssl
+
+    ctx = None
+    if handshake:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(server_pki / "servers/srv/chain.pem", server_pki / "servers/srv/key.pem")
+    listener = _Listener(ctx, after)
+    return check.probe("127.0.0.1", listener.port, str(server_pki / "ca/chain.pem"), "broker.test", 5)
 
 
 def _connack(code):
@@ -157,31 +170,10 @@ def _reset_after_handshake(tls, raw):
     (_reset_after_handshake, "ok"),
 ], ids=["not-authorised", "anonymous-allowed", "closed-after-handshake"])
 def test_health_probe_verdicts(check, server_pki, after, verdict):
-    import ssl
-
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(server_pki / "servers/srv/chain.pem", server_pki / "servers/srv/key.pem")
-    listener = _Listener(ctx, after)
-    got = check.probe("127.0.0.1", listener.port, str(server_pki / "ca/chain.pem"), "broker.test", 5)
-    assert got == verdict
+    assert _probe(check, server_pki, after) == verdict
 
 
 def test_health_probe_fails_a_listener_that_breaks_the_handshake(check, server_pki):
     """Positive control for the case above: a close before the handshake completes is a failure, not 'ok'."""
-    import ssl
-
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(server_pki / "servers/srv/chain.pem", server_pki / "servers/srv/key.pem")
-
-    class Breaker(_Listener):
-        def serve(self):
-            while True:
-                try:
-                    conn, _ = self.sock.accept()
-                except OSError:
-                    return
-                _reset_after_handshake(None, conn)
-
-    listener = Breaker(ctx, None)
-    got = check.probe("127.0.0.1", listener.port, str(server_pki / "ca/chain.pem"), "broker.test", 5)
+    got = _probe(check, server_pki, _reset_after_handshake, handshake=False)
     assert got != "ok" and got.startswith(("TLS failed", "cannot connect")), got
