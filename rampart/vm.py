@@ -242,15 +242,20 @@ def ensure_tap(name: str, bridge: str) -> None:
 
 PROJECT = Path.cwd()
 VM_DIR = PROJECT / ".vmlab"
-INVENTORY = PROJECT / "inventories" / "vmlab"
+# Topologies: the inventory each one converges. "full": every host of inventories/vmlab (the folder: hosts.yml and
+# brokers.yml together); "brokers": the two broker VMs only (inventories/vmlab/brokers.yml, what scripts/test runs).
+TOPOLOGIES = {"full": Path("inventories/vmlab"), "brokers": Path("inventories/vmlab/brokers.yml")}
+# Tests that need a host the topology lacks (pytest markers), deselected when it runs tests/vm.
+TOPOLOGY_DESELECTS = {"full": "", "brokers": "not vm_client"}
+INVENTORY = PROJECT / TOPOLOGIES["full"]
 VMLAB_JSON = VM_DIR / "vmlab.json"
 
 
-def use_project(root: Path) -> None:
+def use_project(root: Path, topology: str = "full") -> None:
     global PROJECT, VM_DIR, INVENTORY, VMLAB_JSON
     PROJECT = root
     VM_DIR = root / ".vmlab"
-    INVENTORY = root / "inventories" / "vmlab"
+    INVENTORY = root / TOPOLOGIES[topology]
     VMLAB_JSON = VM_DIR / "vmlab.json"
     lab.use_project(root)
 
@@ -286,8 +291,8 @@ class Guest:
 
 
 # Inventory values the description carries for the tests (literal values in inventories/vmlab).
-NETWORK_VARS = ("vmlab_segment_address", "vlan_id", "vlan_interface", "vlan_parent", "vmlab_wan_address",
-                "wireguard_addresses")
+NETWORK_VARS = ("vmlab_segment_address", "vmlab_segment_address6", "vlan_id", "vlan_interface", "vlan_parent",
+                "vmlab_wan_address", "wireguard_addresses")
 
 
 def guests() -> list[Guest]:
@@ -442,8 +447,9 @@ def test(args: argparse.Namespace) -> int:
         return rc
     reports = PROJECT / ".reports"
     reports.mkdir(exist_ok=True)
+    deselect = TOPOLOGY_DESELECTS[args.topology]
     cmd = [lab.venv_bin("pytest"), "-v", "-p", "no:cacheprovider", f"--junitxml={reports / 'vm.xml'}",
-           str(PROJECT / "tests" / "vm"), *args.pytest_args]
+           *(["-m", deselect] if deselect else []), str(PROJECT / "tests" / "vm"), *args.pytest_args]
     return subprocess.run(cmd, cwd=PROJECT, env=dict(os.environ, RAMPART_VMLAB=str(VMLAB_JSON))).returncode
 
 
@@ -458,6 +464,9 @@ def describe(all_guests: list[Guest], key: Path) -> dict:
 
 
 def down(args: argparse.Namespace) -> int:
+    # Every topology's guests are hosts of the full one: stop them all, whichever topology is up.
+    global INVENTORY
+    INVENTORY = PROJECT / TOPOLOGIES["full"]
     stopped = [g.name for g in guests() if stop(g)]
     for g in guests():
         for tap in g.taps:
@@ -484,24 +493,37 @@ def status(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rampart-vmlab", description=__doc__,
+    parser = argparse.ArgumentParser(prog="rampart-vmlab", description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", metavar="DIR", help="the project directory (as for scripts/lab)")
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    common.add_argument("--topology", choices=sorted(TOPOLOGIES), default="full",
+                        help="full (default): two broker VMs and a client VM (VPN peer, log collector); brokers: the "
+                             "two broker VMs only (what scripts/test runs)")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("up", help="build the images if needed, boot the VMs and converge playbooks/vmlab.yml")
-    p.add_argument("--assert-unchanged", action="store_true",
-                   help="fail unless the VMs already ran and matched the code (nothing booted, changed=0)")
-    p.add_argument("ansible_args", nargs=argparse.REMAINDER, help="extra ansible-playbook arguments")
-    p.set_defaults(func=up)
-    p = sub.add_parser("test", help="up, then the kernel-bound tests (tests/vm) against it")
-    p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
-    p.set_defaults(func=test)
-    p = sub.add_parser("down", help="stop the VMs, delete their disks, remove the bridges and taps")
-    p.set_defaults(func=down)
-    p = sub.add_parser("status", help="show the VMs")
-    p.set_defaults(func=status)
-    args = parser.parse_args(argv)
-    use_project(project.find(args.project))
+
+    def command(name: str, func, text: str, **defaults) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], allow_abbrev=False, help=text)
+        p.set_defaults(func=func, **defaults)
+        return p
+
+    command("up", up, "build the images if needed, boot the VMs and converge playbooks/vmlab.yml",
+            extra="ansible_args").add_argument(
+        "--assert-unchanged", action="store_true",
+        help="fail unless the VMs already ran and matched the code (nothing booted, changed=0)")
+    command("test", test, "up, then the kernel-bound tests (tests/vm) against it", extra="pytest_args")
+    command("down", down, "stop the VMs, delete their disks, remove the bridges and taps")
+    command("status", status, "show the VMs")
+    parser.epilog = ("Arguments the lab does not know go on intact: to ansible-playbook after up (--tags, --limit, "
+                     "-v), to pytest after test (-k, -x); a -- before them is optional.")
+    # Passed through intact, wherever they are (argparse's REMAINDER would stop at the first option it does not know).
+    args, extra = parser.parse_known_args(argv)
+    extra = [a for i, a in enumerate(extra) if not (a == "--" and i == 0)]
+    if extra and not hasattr(args, "extra"):
+        parser.error(f"{args.cmd} takes no arguments: {' '.join(extra)}")
+    if hasattr(args, "extra"):
+        setattr(args, args.extra, extra)
+    use_project(project.find(args.project), args.topology)
     return args.func(args)
 
 

@@ -373,13 +373,13 @@ def _route_problems(settings: dict, inventory_hosts: list[str]) -> list[str]:
     own tunnel address, segment or management networks (a peer could take over the control node's address), and
     never the same address for two peers (WireGuard would silently route it to one of them).
 
-    settings may carry ``inventory_hostname``, ``vlan_address``, ``nftables_management_cidrs`` and
+    settings may carry ``inventory_hostname``, ``vlan_address``, ``vlan_address6``, ``nftables_management_cidrs`` and
     ``managed_peers`` ({host: {wireguard_addresses, wireguard_routed_networks, ...}}) for the managed peers."""
     me = settings.get("inventory_hostname")
     own = {"this host's tunnel address": [host_cidr(str(a)) for a in settings.get("wireguard_addresses") or []
                                           if cidr_problem(a) is None],
-           "this host's segment": [network(str(settings["vlan_address"]))] if settings.get("vlan_address")
-           and cidr_problem(settings["vlan_address"]) is None else [],
+           "this host's segment": [network(str(settings[key])) for key in ("vlan_address", "vlan_address6")
+                                   if settings.get(key) and cidr_problem(settings[key]) is None],
            "the management networks (nftables_management_cidrs)": settings.get("nftables_management_cidrs") or []}
     own_nets = {what: _valid_networks(values) for what, values in own.items()}
     # Management networks that cover everything are reported by nftables_problems; every route would overlap them.
@@ -434,6 +434,20 @@ def vlan_problems(settings: dict) -> list[str]:
         problems.append("vlan_address is empty; give this host's segment address with prefix, e.g. 10.20.30.10/24")
     elif (why := cidr_problem(addr)) is not None or "/" not in str(addr):
         problems.append(f"vlan_address ({addr!r}) {why or 'has no prefix length'}")
+    # IPv6 on the segment: one IPv6 address beside the IPv4 one (issue 12), as the inventory gives it (no link-local
+    # address, no router advertisements: see segment.network.j2).
+    addr6 = settings.get("vlan_address6", "")
+    if addr6:
+        if (why := cidr_problem(addr6)) is not None or "/" not in str(addr6):
+            problems.append(f"vlan_address6 ({addr6!r}) {why or 'has no prefix length'}")
+        elif (ip6 := ipaddress.ip_interface(addr6)).version != 6:
+            problems.append(f"vlan_address6 ({addr6!r}) must be an IPv6 address with prefix, e.g. fd42:30::10/64")
+        elif ip6.ip.is_link_local:
+            problems.append(f"vlan_address6 ({addr6!r}) is link-local; give a global or unique local address")
+        elif ip6.ip.is_unspecified:
+            problems.append(f"vlan_address6 ({addr6!r}) is unspecified; give this host's own address")
+        if addr and cidr_problem(addr) is None and ipaddress.ip_interface(addr).version != 4:
+            problems.append(f"vlan_address ({addr!r}) must be an IPv4 address when vlan_address6 is set")
     gateway = settings.get("vlan_gateway", "")
     if gateway:
         try:
@@ -441,8 +455,11 @@ def vlan_problems(settings: dict) -> list[str]:
         except ValueError:
             problems.append(f"vlan_gateway ({gateway!r}) is not an IP address")
         else:
-            if addr and cidr_problem(addr) is None and gw not in ipaddress.ip_interface(addr).network:
-                problems.append(f"vlan_gateway ({gateway}) is outside the segment {network(addr)} of vlan_address")
+            # The gateway is in the segment of its own family.
+            key = "vlan_address6" if gw.version == 6 and addr6 else "vlan_address"
+            value = settings.get(key, "")
+            if value and cidr_problem(value) is None and gw not in ipaddress.ip_interface(value).network:
+                problems.append(f"vlan_gateway ({gateway}) is outside the segment {network(value)} of {key}")
     return problems
 
 

@@ -123,6 +123,13 @@ HUB = {**GOOD_WG, "inventory_hostname": "broker1", "vlan_address": "172.29.83.10
        "managed_peers": {"client1": {"wireguard_addresses": ["10.86.0.30/24"], "wireguard_routed_networks": []}}}
 
 
+def test_a_peer_routed_into_the_ipv6_segment_is_refused():
+    hub = {**HUB, "vlan_address6": "fd42:83::10/64",
+           "wireguard_peers": [{"host": "client1"}, {"name": "laptop", "addresses": ["fd42:83::50/128"]}]}
+    problems = perimeter.wireguard_problems(hub, ["client1", "broker1"])
+    assert any("fd42:83::50/128, which overlaps this host's segment" in p for p in problems), problems
+
+
 def test_the_lab_shaped_hub_routes_nothing_it_must_not():
     assert perimeter.wireguard_problems(HUB, ["client1", "broker1"]) == []
     # A client routing the hub's segment address through the tunnel is the point of routed networks.
@@ -171,11 +178,13 @@ def test_peer_allowed_ips_is_what_wg_conf_routes():
 
 
 GOOD_VLAN = {"vlan_mode": "tagged", "vlan_parent": "eno1", "vlan_id": 86, "vlan_interface": "vlan86",
-             "vlan_address": "10.20.86.10/24", "vlan_gateway": ""}
+             "vlan_address": "10.20.86.10/24", "vlan_address6": "", "vlan_gateway": ""}
 
 
 def test_good_vlan_settings_have_no_problem():
     assert perimeter.vlan_problems(GOOD_VLAN) == []
+    assert perimeter.vlan_problems({**GOOD_VLAN, "vlan_address6": "fd42:86::10/64"}) == []
+    assert perimeter.vlan_problems({**GOOD_VLAN, "vlan_address6": "fd42:86::10/64", "vlan_gateway": "fd42:86::1"}) == []
     assert perimeter.vlan_problems({**GOOD_VLAN, "vlan_mode": "untagged", "vlan_parent": "", "vlan_id": 0,
                                     "vlan_interface": "eth0"}) == []
 
@@ -188,6 +197,16 @@ def test_good_vlan_settings_have_no_problem():
     ({"vlan_address": "10.20.86.10"}, "has no prefix length"),
     ({"vlan_gateway": "10.99.0.1"}, "vlan_gateway (10.99.0.1) is outside the segment 10.20.86.0/24"),
     ({"vlan_interface": ""}, "vlan_interface"),
+    # IPv6 on the segment (issue 12): one IPv6 address beside the IPv4 one, each of its own family.
+    ({"vlan_address6": "fd42:86::10"}, "vlan_address6 ('fd42:86::10') has no prefix length"),
+    ({"vlan_address6": "10.20.87.10/24"}, "vlan_address6 ('10.20.87.10/24') must be an IPv6 address"),
+    ({"vlan_address6": "fe80::10/64"}, "is link-local"),
+    ({"vlan_address6": "::/64"}, "is unspecified"),
+    ({"vlan_address6": "fd42:86::10\n/64"}, "is not an IP address"),
+    ({"vlan_address": "fd42:86::10/64", "vlan_address6": "fd42:86::11/64"}, "vlan_address ('fd42:86::10/64') must be an"
+                                                                           " IPv4 address when vlan_address6 is set"),
+    ({"vlan_address6": "fd42:86::10/64", "vlan_gateway": "fd42:99::1"}, "vlan_gateway (fd42:99::1) is outside the"
+                                                                          " segment fd42:86::/64 of vlan_address6"),
 ])
 def test_bad_vlan_settings_are_named(change, needle):
     problems = perimeter.vlan_problems({**GOOD_VLAN, **change})
@@ -227,7 +246,7 @@ def _render(template: str, role: str = "vlan", **variables) -> str:
     import jinja2
 
     root = ROLES_DIR / role / "templates"
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(root), keep_trailing_newline=True,  # noqa: S701 - renders config files, not HTML
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(root), keep_trailing_newline=True, trim_blocks=True,  # noqa: S701 - renders config files, not HTML
                              undefined=jinja2.StrictUndefined)
     env.filters["comment"] = lambda text: "# " + text
     env.filters["bool"] = bool  # Ansible's, for the real booleans given here
@@ -261,6 +280,18 @@ def test_tagged_vlan_renders_netdev_parent_and_segment():
     assert "Gateway" not in segment["Network"], "no default route through the segment unless asked"
     with_gw = _ini(_render("etc/systemd/network/segment.network.j2", **{**variables, "vlan_gateway": "10.20.86.1"}))
     assert with_gw["Network"]["Gateway"] == "10.20.86.1"
+
+
+def test_an_ipv6_segment_address_is_a_second_address_line_and_nothing_else_changes():
+    """networkd takes one Address= line per address. No link-local address and no router advertisements either way:
+    the segment's addresses are the ones the inventory gives."""
+    v4 = _render("etc/systemd/network/segment.network.j2", **GOOD_VLAN)
+    both = _render("etc/systemd/network/segment.network.j2", **{**GOOD_VLAN, "vlan_address6": "fd42:86::10/64"})
+    assert [line for line in both.splitlines() if line.startswith("Address=")] == \
+        ["Address=10.20.86.10/24", "Address=fd42:86::10/64"]
+    assert [line for line in both.splitlines() if not line.startswith(("Address=", "#"))] == \
+        [line for line in v4.splitlines() if not line.startswith(("Address=", "#"))]
+    assert _ini(both)["Network"]["LinkLocalAddressing"] == "no" and _ini(both)["Network"]["IPv6AcceptRA"] == "no"
 
 
 def test_rendered_networkd_files_use_only_known_keys():

@@ -61,3 +61,56 @@ def test_the_image_cache_key_follows_the_recipe(monkeypatch):
     assert before != vm.recipe_hash(p12, "http://other.invalid/debian")
     monkeypatch.setattr(vm, "VM_PACKAGES", (*vm.VM_PACKAGES, "tcpdump"))
     assert before != vm.recipe_hash(p12, "http://mirror.invalid/debian")
+
+
+@pytest.mark.parametrize(("argv", "topology", "passed"), [
+    (["up", "--tags", "nftables", "--limit", "vmbroker12", "-v"], "full", ["--tags", "nftables", "--limit",
+                                                                          "vmbroker12", "-v"]),
+    (["up", "--topology", "brokers", "--", "-e", '{"a": 1}'], "brokers", ["-e", '{"a": 1}']),
+    (["test", "--topology", "brokers", "-q", "-k", "outsider"], "brokers", ["-q", "-k", "outsider"]),
+    (["test"], "full", []),
+])
+def test_arguments_the_lab_does_not_know_reach_ansible_or_pytest_intact(monkeypatch, argv, topology, passed):
+    seen = {}
+    monkeypatch.setattr(vm, "use_project", lambda root, topo: seen.update(topology=topo))
+    monkeypatch.setattr(vm.project, "find", lambda arg: None)
+    for name in ("up", "test"):
+        monkeypatch.setattr(vm, name, lambda args: seen.update(args=args) or 0)
+    assert vm.main(argv) == 0
+    assert seen["topology"] == topology
+    assert getattr(seen["args"], seen["args"].extra) == passed
+
+
+def test_down_and_status_take_no_stray_arguments(monkeypatch, capsys):
+    monkeypatch.setattr(vm.project, "find", lambda arg: None)
+    with pytest.raises(SystemExit) as stop:
+        vm.main(["down", "--limit", "x"])
+    assert stop.value.code == 2 and "down takes no arguments: --limit x" in capsys.readouterr().err
+
+
+def test_each_topology_is_an_inventory_whose_hosts_are_full_topology_hosts():
+    """The brokers topology is a subset of the full one (down stops the full one's guests, whichever is up), and
+    every marker a topology deselects is a registered one, so a typo cannot deselect nothing."""
+    import tomllib
+
+    import yaml
+
+    root = vm.project.find(None)
+
+    def hosts(path):
+        files = sorted(path.glob("*.yml")) if path.is_dir() else [path]
+        out = {}
+        for data in (yaml.safe_load(f.read_text()) for f in files):
+            for group in data["all"]["children"].values():
+                out.update({name: values for name, values in group["hosts"].items() if values})
+        return out
+
+    full = hosts(root / vm.TOPOLOGIES["full"])
+    assert set(full) == {"vmbroker12", "vmbroker13", "vmclient"}
+    brokers = hosts(root / vm.TOPOLOGIES["brokers"])
+    assert set(brokers) == {"vmbroker12", "vmbroker13"}
+    assert all(full[name] == values for name, values in brokers.items())
+    markers = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
+    registered = {m.split(":")[0] for m in markers}
+    for expression in vm.TOPOLOGY_DESELECTS.values():
+        assert set(expression.replace("not ", "").split()) <= registered, expression

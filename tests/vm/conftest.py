@@ -21,6 +21,8 @@ if not VMLAB.exists():
     pytest.exit(f"{VMLAB} does not exist: run scripts/vmlab up first (or set RAMPART_VMLAB)", returncode=2)
 DESC = json.loads(VMLAB.read_text())
 GUESTS = {g["name"]: g for g in DESC["guests"]}
+# The inventory is a folder (the full topology) or a file in it (a smaller one): its group_vars are beside it.
+INVENTORY_DIR = Path(DESC["inventory"]) if Path(DESC["inventory"]).is_dir() else Path(DESC["inventory"]).parent
 
 
 class Guest:
@@ -77,4 +79,9 @@ def broker13() -> Guest:
 
 @pytest.fixture(scope="session")
 def client() -> Guest:
+    """vmclient: the VPN peer and log collector of the full topology. A test that needs it is marked vm_client,
+    which the brokers topology deselects (scripts/vmlab --topology brokers test)."""
+    if "vmclient" not in GUESTS:
+        pytest.fail(f"this VM lab ({DESC['inventory']}) has no vmclient: run this test against the full topology, "
+                    "or deselect it with -m 'not vm_client'")
     return Guest(GUESTS["vmclient"])
