@@ -243,7 +243,7 @@ def ensure_tap(name: str, bridge: str) -> None:
 PROJECT = Path.cwd()
 VM_DIR = PROJECT / ".vmlab"
 # Topologies: the inventory each one converges. "full": every host of inventories/vmlab (the folder: hosts.yml and
-# brokers.yml together); "brokers": the two broker VMs only (inventories/vmlab/brokers.yml, what scripts/test runs).
+# brokers.yml together); "brokers": the two broker VMs only (inventories/vmlab/brokers.yml; scripts/test vm).
 TOPOLOGIES = {"full": Path("inventories/vmlab"), "brokers": Path("inventories/vmlab/brokers.yml")}
 # Tests that need a host the topology lacks (pytest markers), deselected when it runs tests/vm.
 TOPOLOGY_DESELECTS = {"full": "", "brokers": "not vm_client"}
@@ -499,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     common.add_argument("--topology", choices=sorted(TOPOLOGIES), default="full",
                         help="full (default): two broker VMs and a client VM (VPN peer, log collector); brokers: the "
-                             "two broker VMs only (what scripts/test runs)")
+                             "two broker VMs only (the vm step of scripts/test)")
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     def command(name: str, func, text: str, **defaults) -> argparse.ArgumentParser:
