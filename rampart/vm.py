@@ -295,10 +295,10 @@ NETWORK_VARS = ("vmlab_segment_address", "vmlab_segment_address6", "vlan_id", "v
                 "vmlab_wan_address", "wireguard_addresses")
 
 
-def guests() -> list[Guest]:
-    """The VMs of inventories/vmlab (literal values only)."""
-    res = subprocess.run([lab.venv_bin("ansible-inventory"), "-i", str(INVENTORY), "--list"], capture_output=True,
-                         text=True, check=True, cwd=PROJECT, env=lab.ansible_env())
+def guests(inventory: Path | None = None) -> list[Guest]:
+    """The VMs of the topology's inventory, or of ``inventory`` (literal values only)."""
+    res = subprocess.run([lab.venv_bin("ansible-inventory"), "-i", str(inventory or INVENTORY), "--list"],
+                         capture_output=True, text=True, check=True, cwd=PROJECT, env=lab.ansible_env())
     hostvars = json.loads(res.stdout)["_meta"]["hostvars"]
     out = []
     for index, (name, hv) in enumerate(sorted(hostvars.items())):
@@ -465,10 +465,9 @@ def describe(all_guests: list[Guest], key: Path) -> dict:
 
 def down(args: argparse.Namespace) -> int:
     # Every topology's guests are hosts of the full one: stop them all, whichever topology is up.
-    global INVENTORY
-    INVENTORY = PROJECT / TOPOLOGIES["full"]
-    stopped = [g.name for g in guests() if stop(g)]
-    for g in guests():
+    every = guests(PROJECT / TOPOLOGIES["full"])
+    stopped = [g.name for g in every if stop(g)]
+    for g in every:
         for tap in g.taps:
             if link_exists(tap):
                 _ip("link", "del", tap, check=False)
