@@ -17,6 +17,8 @@ from tests.support.wait import wait_for
 LAB = description.require("collector", "vantage_points")
 # A port nothing on the broker opens to the wan: the firewall's default policy drops it, and logs the drop.
 CLOSED_PORT = 1883
+# How many connections past its cap the kernel's per-source count may let through under load (see the cap test).
+CAP_SLACK = 2
 
 
 def test_a_packet_the_firewall_drops_is_logged_and_filed_on_the_collector():
@@ -80,19 +82,29 @@ def test_the_firewalls_cap_on_concurrent_connections_from_one_source_fires():
     ruleset) fires: holding N connections to the broker's port, the control node gets no (N+1)th (dropped, and
     counted by the cap rule); once it lets them go, it connects again. The connections come
     from the control node because it is in the management ranges fail2ban never bans (from any other source,
-    fail2ban's connection-flood jail bans first in the lab: its 120 connections a minute are below the cap)."""
+    fail2ban's connection-flood jail bans first in the lab: its 120 connections a minute are below the cap).
+
+    The kernel's per-source count (nf_conncount) may run a connection or two short on a loaded machine: its garbage
+    collection evicts an entry whose connection is still unconfirmed two jiffies after it was added ("only evict if
+    this cpu added the stale entry or if the entry is older than two jiffies", net/netfilter/nf_conncount.c), so
+    a vCPU stalled between the rule and conntrack's confirm leaves an open connection uncounted. One CI run let the
+    201st of 200 through that way while Molecule loaded both cores. So past the cap this test allows CAP_SLACK more
+    opens, never more, and requires the drop after them; the exact N+1th drop is proven with a small cap in the
+    perimeter scenario (tests/perimeter/test_rate_limit.py)."""
     broker = description.brokers(LAB)[0]
     before = _mqtt_drop_counters(broker["container"])
     cap, port = before["limit"], broker["listeners"]["password"]
 
-    outcomes, held = _hold_connections(broker["address"], port, cap + 1)
+    outcomes, held = _hold_connections(broker["address"], port, cap + CAP_SLACK + 1)
     try:
         after = _mqtt_drop_counters(broker["container"])
     finally:
         for s in held:
             s.close()
     assert outcomes[:cap] == ["open"] * cap, f"not all of the first {cap} connections opened: {outcomes}"
-    assert outcomes[cap] == "TimeoutError", f"connection {cap + 1} from one source was not dropped: {outcomes[cap]}"
+    past_cap = outcomes[cap:]
+    assert past_cap.count("open") <= CAP_SLACK and past_cap[-1] == "TimeoutError", (
+        f"the cap of {cap} connections from one source did not hold: the attempts past it ended {past_cap}")
     # Only this source held that many connections, so the cap rule's drops are of this test's SYNs. (The rate rule
     # may drop some too when earlier tests emptied this source's burst; a SYN it drops is sent again a second later.)
     assert after["cap"] > before["cap"], f"the cap rule dropped nothing: {before} -> {after}"
