@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from rampart import harness, project, results
+from rampart import cli, harness, project, results
 
 # The project directory (rampart.project's rule) and what lives in it; use_project() sets them from main().
 PROJECT = Path.cwd()
@@ -318,26 +318,27 @@ def status(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rampart-lab", description=__doc__,
+    parser = argparse.ArgumentParser(prog="rampart-lab", description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", metavar="DIR",
                         help=f"the project directory (default: ${project.ENV}, else the current directory or its "
                              "nearest parent with inventories/lab/, else the checkout of an editable install)")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("up", help="create the lab and converge site.yml over SSH")
+    p = sub.add_parser("up", allow_abbrev=False, help="create the lab and converge site.yml over SSH")
     p.add_argument("--assert-unchanged", action="store_true",
                    help="fail unless the lab already matched the code (no container created, changed=0)")
     p.add_argument("--collection", metavar="TARBALL",
                    help="converge with this rampart.mqtt collection tarball, installed offline outside the project "
                         "(as a user's own repository would), instead of the checkout's playbooks")
-    p.add_argument("ansible_args", nargs=argparse.REMAINDER, help="extra ansible-playbook arguments")
-    p.set_defaults(func=up)
-    p = sub.add_parser("down", help="remove every container, network and volume the lab made")
+    p.set_defaults(func=up, extra="ansible_args")
+    p = sub.add_parser("down", allow_abbrev=False, help="remove every container, network and volume the lab made")
     p.add_argument("--purge", action="store_true", help="also delete .lab/ (lab CA, SSH key)")
     p.set_defaults(func=down)
-    p = sub.add_parser("status", help="show the lab's containers and how to connect")
+    p = sub.add_parser("status", allow_abbrev=False, help="show the lab's containers and how to connect")
     p.set_defaults(func=status)
-    args = parser.parse_args(argv)
+    parser.epilog = ("Arguments the lab does not know go on intact to ansible-playbook after up (--tags, --limit, -v); "
+                     "a -- before them is optional.")
+    args = cli.parse_passing_through(parser, argv)
     use_project(project.find(args.project))
     return args.func(args)
 

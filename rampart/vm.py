@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rampart import harness, lab, project
+from rampart import cli, harness, lab, project
 
 CACHE = Path(os.environ.get("RAMPART_VM_CACHE", "/var/cache/rampart/vm"))
 ACCEL = os.environ.get("RAMPART_VM_ACCEL", "tcg")
@@ -515,13 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     command("status", status, "show the VMs")
     parser.epilog = ("Arguments the lab does not know go on intact: to ansible-playbook after up (--tags, --limit, "
                      "-v), to pytest after test (-k, -x); a -- before them is optional.")
-    # Passed through intact, wherever they are (argparse's REMAINDER would stop at the first option it does not know).
-    args, extra = parser.parse_known_args(argv)
-    extra = [a for i, a in enumerate(extra) if not (a == "--" and i == 0)]
-    if extra and not hasattr(args, "extra"):
-        parser.error(f"{args.cmd} takes no arguments: {' '.join(extra)}")
-    if hasattr(args, "extra"):
-        setattr(args, args.extra, extra)
+    args = cli.parse_passing_through(parser, argv)
     use_project(project.find(args.project), args.topology)
     return args.func(args)
 
