@@ -238,6 +238,7 @@ def _up(args: argparse.Namespace) -> int:
         created |= harness.ensure_network(network, subnet, OWNER)
     known = []
     containers = plan(inv)
+    print(f"lab: starting {len(containers)} systemd containers (those already running are kept)", flush=True)
     for entry in containers:
         created |= harness.run_systemd_container(entry["container"], image, entry["network"], entry["ip"],
                                                  hostname=entry["name"], owner=OWNER)
@@ -247,9 +248,11 @@ def _up(args: argparse.Namespace) -> int:
             authorise(entry["container"], pubkey)
             known.append(host_key_line(entry["container"], entry["ip"]))
     (SSH_DIR / "known_hosts").write_text("\n".join(known) + "\n")
-    for entry in containers:
-        if entry["managed"]:
-            wait_for_ssh(entry["ip"], key)
+    managed = [entry for entry in containers if entry["managed"]]
+    print(f"lab: waiting for SSH on {', '.join(entry['name'] for entry in managed)}", flush=True)
+    for entry in managed:
+        wait_for_ssh(entry["ip"], key)
+    print(f"lab: converging playbooks/site.yml over SSH ({time.monotonic() - started:.0f}s so far)", flush=True)
     site = playbook("site.yml", *args.ansible_args)
     if site.rc != 0:
         print(f"lab: converging site.yml failed (rc={site.rc})", file=sys.stderr)
