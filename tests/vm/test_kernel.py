@@ -157,25 +157,84 @@ def segment6(guest: Guest) -> str:
 # From inside a guest: a TLS handshake to the broker's IPv6 segment address, verified against the CA the devices
 # use with that address as the name (the server certificate must carry it), then an MQTT 3.1.1 CONNECT with a
 # password; prints the CONNACK's return code (0: accepted).
-MQTT_CONNECT_SCRIPT = """
+# A device's MQTT 3.1.1 over TLS in the standard library (the brokers have no MQTT client package), run on a
+# broker VM as the other's device on the segment. argv: mode host user password [client-id topic [message]].
+#   login: connect (clean session) and print the TLS version and the CONNACK code;
+#   subscribe: connect with a persistent session (clean session off), subscribe to topic at QoS 1, disconnect;
+#   publish: publish message to topic at QoS 1 and wait for its PUBACK;
+#   receive: resume the persistent session, print "present" if the broker kept it, then the first message's payload.
+MQTT_SCRIPT = """
 import socket, ssl, sys
-host, user, password = sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode()
+mode, host, user, password = sys.argv[1], sys.argv[2], sys.argv[3].encode(), sys.argv[4].encode()
+cid, topic = (sys.argv[5].encode(), sys.argv[6].encode()) if len(sys.argv) > 6 else (user, b"")
 def s(b): return len(b).to_bytes(2, "big") + b
-body = s(b"MQTT") + bytes([4, 0xC2]) + (60).to_bytes(2, "big") + s(user) + s(user) + s(password)
+def packet(kind, body):
+    n, size = len(body), b""
+    while True:
+        n, digit = n // 128, n % 128
+        size += bytes([digit | (0x80 if n else 0)])
+        if not n: return bytes([kind]) + size + body
+def exactly(tls, n):
+    data = b""
+    while len(data) < n:
+        chunk = tls.recv(n - len(data))
+        if not chunk: raise SystemExit(f"closed by the broker after {data!r}")
+        data += chunk
+    return data
+def read(tls):
+    kind, n, shift = exactly(tls, 1)[0], 0, 0
+    while True:
+        digit = exactly(tls, 1)[0]
+        n, shift = n | (digit & 0x7F) << shift, shift + 7
+        if digit < 0x80: return kind, exactly(tls, n)
+clean = 0x02 if mode in ("login", "publish") else 0
 ctx = ssl.create_default_context(cafile="/tmp/rampart-vm-ca.pem")
 with socket.create_connection((host, 8883), 10) as raw, ctx.wrap_socket(raw, server_hostname=host) as tls:
-    tls.sendall(bytes([0x10, len(body)]) + body)
-    reply, version = tls.recv(4), tls.version()
-print(version, reply[3] if len(reply) == 4 and reply[0] == 0x20 else reply.hex())
+    tls.settimeout(30)
+    tls.sendall(packet(0x10, s(b"MQTT") + bytes([4, 0xC0 | clean]) + (60).to_bytes(2, "big") + s(cid) + s(user)
+                       + s(password)))
+    kind, body = read(tls)
+    if mode == "login":
+        print(tls.version(), body[1] if kind == 0x20 else f"{kind:#x}")
+        raise SystemExit(0)
+    assert kind == 0x20 and body[1] == 0, f"CONNACK {kind:#x} {body.hex()}"
+    if mode == "subscribe":
+        tls.sendall(packet(0x82, (1).to_bytes(2, "big") + s(topic) + bytes([1])))
+        kind, body = read(tls)
+        assert kind == 0x90 and body[2] == 1, f"SUBACK {kind:#x} {body.hex()}"
+        print("subscribed")
+    elif mode == "publish":
+        tls.sendall(packet(0x32, s(topic) + (1).to_bytes(2, "big") + sys.argv[7].encode()))
+        kind, body = read(tls)
+        assert kind == 0x40, f"PUBACK {kind:#x} {body.hex()}"
+        print("published")
+    elif mode == "receive":
+        print("present" if body[0] & 1 else "new")
+        kind, body = read(tls)
+        assert kind >> 4 == 3, f"PUBLISH {kind:#x} {body.hex()}"
+        at = 2 + int.from_bytes(body[:2], "big")
+        pid, payload = body[at:at + 2], body[at + 2:] if kind & 0x06 else body[at:]
+        if kind & 0x06: tls.sendall(packet(0x40, pid))
+        print(payload.decode())
+    tls.sendall(bytes([0xE0, 0]))
 """
+
+
+def mqtt_on(device: Guest, *args: str) -> list[str]:
+    """MQTT_SCRIPT on ``device``; the lines it printed."""
+    return device.sh(f"python3 -c {quote(MQTT_SCRIPT)} {' '.join(quote(a) for a in args)}", timeout=90).splitlines()
+
+
+def put_device_ca(device: Guest) -> None:
+    """The CA the devices verify the broker with (the one the mqtt_client role deploys), copied from the VM lab's
+    pki to ``device``, a broker VM acting as the other's device on the segment."""
+    pem = (INVENTORY_DIR / "../../.vmlab/pki/ca/ca.crt").read_text()
+    device.sh(f"cat > /tmp/rampart-vm-ca.pem <<'EOF'\n{pem}EOF")
 
 
 @pytest.fixture(scope="module")
 def device_ca_on_broker13(broker13):
-    """The CA the devices verify the broker with (the one the mqtt_client role deploys), copied from the lab's pki
-    to vmbroker13, the other device on the segment."""
-    pem = (INVENTORY_DIR / "../../.vmlab/pki/ca/ca.crt").read_text()
-    broker13.sh(f"cat > /tmp/rampart-vm-ca.pem <<'EOF'\n{pem}EOF")
+    put_device_ca(broker13)
 
 
 def test_mqtt_over_ipv6_on_the_segment_is_tagged_and_authenticated(broker12, broker13, device_ca_on_broker13,
@@ -186,7 +245,7 @@ def test_mqtt_over_ipv6_on_the_segment_is_tagged_and_authenticated(broker12, bro
     password = {c["name"]: c["password"] for c in _clients()}["dashboard"]
     pcap = tmp_path / "segment6.pcap"
     with capture(DESC["trunk_bridge"], pcap, "ip6"):
-        out = broker13.sh(f"python3 -c {quote(MQTT_CONNECT_SCRIPT)} {target} dashboard {quote(password)}").split()
+        out = mqtt_on(broker13, "login", target, "dashboard", password)[0].split()
     assert out[-1] == "0", f"the broker did not accept the login over IPv6: {out}"
     seen = [f for f in frames(pcap) if f"{segment6(broker13)}." in f and f"{target}.8883" in f]
     assert seen, "no frame of the IPv6 connection was captured on the trunk (positive control)"
@@ -271,13 +330,24 @@ def _clients() -> list[dict]:
     return data["mosquitto_clients"]
 
 
-@pytest.fixture(scope="module")
-def reboot_watched_from_the_wan(broker12, tmp_path_factory):
-    """Reboot vmbroker12 once (no converge) while this machine, on the wan, routes the segment address to the
-    broker's wan address and tries to connect to MQTT (1 s per attempt, 0.2 s apart) through the whole reboot and
-    10 s beyond, capturing the broker's wan port. The tests below read what it saw, and what came back."""
-    target = segment(broker12)
-    wan_address = broker12.entry["vmlab_wan_address"].split("/")[0]
+@pytest.fixture(scope="module", params=["vmbroker12", "vmbroker13"])
+def reboot_watched_from_the_wan(request, tmp_path_factory):
+    """Reboot one broker VM (each in turn: Debian 12's kernel, then 13's; no converge) while this machine, on the
+    wan, routes its segment address to its wan address and tries to connect to MQTT (1 s per attempt, 0.2 s apart)
+    through the whole reboot and 10 s beyond, capturing the broker's wan port. The tests below read what it saw,
+    and what came back; the other broker is the device on the segment. Before the reboot that device subscribes
+    with a persistent session at QoS 1 and goes away, and a sensor publishes a message the broker queues for it."""
+    guest = Guest(GUESTS[request.param])
+    peer = Guest(next(entry for name, entry in GUESTS.items() if name != guest.name and name.startswith("vmbroker")))
+    target = segment(guest)
+    passwords = {c["name"]: c["password"] for c in _clients()}
+    session, queued = f"vm-persist-{uuid.uuid4().hex[:8]}", f"queued-{uuid.uuid4().hex}"
+    put_device_ca(peer)
+    assert mqtt_on(peer, "subscribe", target, "dashboard", passwords["dashboard"], session, "sensors/#") == \
+        ["subscribed"]
+    assert mqtt_on(peer, "publish", target, "sensor-01", passwords["sensor-01"], "sensor-01",
+                   "sensors/sensor-01/reboot", queued) == ["published"]
+    wan_address = guest.entry["vmlab_wan_address"].split("/")[0]
     subprocess.run(["ip", "route", "replace", f"{target}/32", "via", wan_address], check=True)
     stop, outcomes = threading.Event(), []
 
@@ -288,20 +358,21 @@ def reboot_watched_from_the_wan(broker12, tmp_path_factory):
 
     pcap = tmp_path_factory.mktemp("reboot") / "boot.pcap"
     try:
-        with capture(broker12.entry["taps"][1], pcap, f"arp or host {target}"):
+        with capture(guest.entry["taps"][1], pcap, f"arp or host {target}"):
             thread = threading.Thread(target=probe, daemon=True)
             thread.start()
             rebooted = time.time()
-            _reboot(broker12)
-            wait_for(lambda: broker12.run("systemctl is-active mosquitto").stdout.strip() == "active",
-                     timeout=120, what="mosquitto active after the reboot")
+            _reboot(guest)
+            wait_for(lambda: guest.run("systemctl is-active mosquitto").stdout.strip() == "active",
+                     timeout=120, what=f"mosquitto active on {guest.name} after the reboot")
             time.sleep(10)  # and on into the booted system, so that SYNs surely reach it
             stop.set()
             thread.join(timeout=10)
     finally:
         subprocess.run(["ip", "route", "del", f"{target}/32"], check=False)
-    return {"target": target, "wan_address": wan_address, "rebooted": rebooted, "outcomes": outcomes,
-            "frames": frames(pcap)}
+    return {"guest": guest, "peer": peer, "target": target, "wan_address": wan_address, "rebooted": rebooted,
+            "outcomes": outcomes, "frames": frames(pcap), "session": session, "queued": queued,
+            "password": passwords["dashboard"]}
 
 
 def test_mqtt_is_never_reachable_from_the_wan_while_the_broker_boots(reboot_watched_from_the_wan):
@@ -319,31 +390,45 @@ def test_mqtt_is_never_reachable_from_the_wan_while_the_broker_boots(reboot_watc
     answers = [f for f in lines if f"{target}.8883 >" in f]
     assert arp_replies and syns, f"the probes never reached the booting broker (positive control): {lines[:5]}"
     assert not answers, f"the broker answered MQTT probes from the wan: {answers[:3]}"
-    print(f"\n{len(outcomes)} probes during the reboot; after the booting broker's first ARP reply "
-          f"({at(arp_replies[0]) - rebooted:.1f} s after the reboot) {len(syns)} SYNs reached it; "
+    print(f"\n{seen['guest'].name}: {len(outcomes)} probes during the reboot; after the booting broker's first ARP "
+          f"reply ({at(arp_replies[0]) - rebooted:.1f} s after the reboot) {len(syns)} SYNs reached it; "
           f"no answer from {target}:8883")
 
 
-def test_after_a_reboot_the_vlan_firewall_and_broker_come_back_by_themselves(broker12, broker13,
-                                                                            reboot_watched_from_the_wan):
+def test_after_a_reboot_the_vlan_firewall_and_broker_come_back_by_themselves(reboot_watched_from_the_wan):
     """After that reboot, with no converge: the tagged segment interface with both its addresses, the firewall
-    table and the broker are back, and a device on the segment reaches the broker over IPv4 and IPv6."""
-    vlan_id = broker12.entry["vlan_id"]
-    link = broker12.sh(f"ip -d addr show {broker12.entry['vlan_interface']}")
-    assert f"vlan protocol 802.1Q id {vlan_id}" in link and f"inet {segment(broker12)}/" in link, link
-    assert f"inet6 {segment6(broker12)}/64" in link, link
-    assert "table inet rampart" in broker12.sh("nft list tables")
-    wait_for(lambda: broker12.run("systemctl is-active mosquitto").stdout.strip() == "active", timeout=120,
+    table and the broker are back, and a device on the segment (the other broker) reaches the broker over IPv4 and
+    IPv6."""
+    guest, peer = reboot_watched_from_the_wan["guest"], reboot_watched_from_the_wan["peer"]
+    vlan_id = guest.entry["vlan_id"]
+    link = guest.sh(f"ip -d addr show {guest.entry['vlan_interface']}")
+    assert f"vlan protocol 802.1Q id {vlan_id}" in link and f"inet {segment(guest)}/" in link, link
+    assert f"inet6 {segment6(guest)}/64" in link, link
+    assert "table inet rampart" in guest.sh("nft list tables")
+    wait_for(lambda: guest.run("systemctl is-active mosquitto").stdout.strip() == "active", timeout=120,
              what="mosquitto active after the reboot")
-    listening = broker12.sh("ss -Hltn")
-    assert f"{segment(broker12)}:8883" in listening and f"[{segment6(broker12)}]:8883" in listening, listening
-    assert tcp_connect(broker13, segment(broker12), 8883) == "connected"
-    assert tcp_connect(broker13, segment6(broker12), 8883) == "connected"
+    listening = guest.sh("ss -Hltn")
+    assert f"{segment(guest)}:8883" in listening and f"[{segment6(guest)}]:8883" in listening, listening
+    assert tcp_connect(peer, segment(guest), 8883) == "connected"
+    assert tcp_connect(peer, segment6(guest), 8883) == "connected"
 
 
-def _mqtt(client: Guest, broker: Guest, tool: str, user: str, password: str, args: str) -> subprocess.CompletedProcess:
-    return client.run(f"{tool} -h {segment(broker)} -p 8883 --cafile /etc/rampart/mqtt/ca.crt "
-                      f"-u {user} -P {password} {args}", timeout=90)
+def test_a_queued_qos1_message_survives_the_reboot(reboot_watched_from_the_wan):
+    """The device's persistent session and the QoS 1 message queued for it before the reboot are still there after
+    it: the device resumes its session (CONNACK says the session is present) and receives that message."""
+    seen = reboot_watched_from_the_wan
+    put_device_ca(seen["peer"])  # /tmp does not outlive a reboot, and the peer may have been rebooted before
+    got = mqtt_on(seen["peer"], "receive", seen["target"], "dashboard", seen["password"], seen["session"],
+                  "sensors/#")
+    assert got == ["present", seen["queued"]], f"{seen['guest'].name} lost the queued message or the session: {got}"
+
+
+@pytest.mark.vm_client
+def test_after_a_reboot_the_broker_ships_its_logs_again(reboot_watched_from_the_wan, client):
+    """Log shipping comes back after the reboot of each broker by itself: a line the broker logs now reaches the
+    collector's file for that broker."""
+    guest = reboot_watched_from_the_wan["guest"]
+    _assert_shipped(guest, client)
 
 
 @pytest.mark.vm_client
@@ -366,11 +451,15 @@ def test_after_a_reboot_the_vpn_log_shipping_and_a_queued_qos1_message_come_back
     assert "dev wg0" in client.sh(f"ip route get {segment(broker12)}")
     again = _mqtt(client, broker12, "mosquitto_sub", "dashboard", passwords["dashboard"], sub + " -W 30")
     assert again.returncode == 0 and again.stdout.strip() == text, again
-    # Log shipping: a line logged now reaches the collector's file for this broker.
+    _assert_shipped(broker12, client)
+
+
+def _assert_shipped(broker: Guest, collector: Guest) -> None:
+    """A line ``broker`` logs now reaches the collector's file for it."""
     line = f"rampart-vm-after-reboot-{uuid.uuid4().hex[:12]}"
-    broker12.sh(f"logger -t rampart-vm-test {line}")
-    log = f"/var/log/rampart/{broker12.name}/syslog.log"
-    wait_for(lambda: client.run(f"grep -c -F {line} {log}").stdout.strip() == "1", timeout=60, interval=2,
+    broker.sh(f"logger -t rampart-vm-test {line}")
+    log = f"/var/log/rampart/{broker.name}/syslog.log"
+    wait_for(lambda: collector.run(f"grep -c -F {line} {log}").stdout.strip() == "1", timeout=60, interval=2,
              what=f"{line} in {log} on the collector")
 
 
