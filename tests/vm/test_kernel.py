@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.hardening import HARDENED_SYSCTLS, SYSCTL_DROP_IN
 from tests.support.wait import wait_for
 
 from .conftest import DESC, GUESTS, INVENTORY_DIR, Guest, converge
@@ -411,6 +412,19 @@ def test_after_a_reboot_the_vlan_firewall_and_broker_come_back_by_themselves(reb
     assert f"{segment(guest)}:8883" in listening and f"[{segment6(guest)}]:8883" in listening, listening
     assert tcp_connect(peer, segment(guest), 8883) == "connected"
     assert tcp_connect(peer, segment6(guest), 8883) == "connected"
+
+
+def test_after_a_reboot_the_kernel_hardening_is_in_force(reboot_watched_from_the_wan):
+    """systemd-sysctl applied the vlan role's drop-in at boot: after the reboot, with no converge, every hardened
+    value is in force on the real kernel (Debian's own defaults differ for most of them: loose rp_filter, ICMP
+    redirects accepted and sent, martians not logged), and the drop-in holds each of them."""
+    guest = reboot_watched_from_the_wan["guest"]
+    keys = sorted(HARDENED_SYSCTLS)
+    in_force = dict(zip(keys, (int(v) for v in guest.sh(f"sysctl -n {' '.join(keys)}").split()), strict=True))
+    assert in_force == HARDENED_SYSCTLS, f"{guest.name} after its reboot: {in_force}"
+    drop_in = guest.sh(f"cat {SYSCTL_DROP_IN}").replace(" ", "")
+    missing = [key for key, value in HARDENED_SYSCTLS.items() if f"{key}={value}" not in drop_in]
+    assert not missing, f"{SYSCTL_DROP_IN} on {guest.name} lacks {missing}"
 
 
 def test_a_queued_qos1_message_survives_the_reboot(reboot_watched_from_the_wan):
