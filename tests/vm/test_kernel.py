@@ -155,9 +155,6 @@ def segment6(guest: Guest) -> str:
     return guest.entry["vmlab_segment_address6"]
 
 
-# From inside a guest: a TLS handshake to the broker's IPv6 segment address, verified against the CA the devices
-# use with that address as the name (the server certificate must carry it), then an MQTT 3.1.1 CONNECT with a
-# password; prints the CONNACK's return code (0: accepted).
 # A device's MQTT 3.1.1 over TLS in the standard library (the brokers have no MQTT client package), run on a
 # broker VM as the other's device on the segment. argv: mode host user password [client-id topic [message]].
 #   login: connect (clean session) and print the TLS version and the CONNACK code;
