@@ -156,7 +156,8 @@ def segment6(guest: Guest) -> str:
 
 
 # A device's MQTT 3.1.1 over TLS in the standard library (the brokers have no MQTT client package), run on a
-# broker VM as the other's device on the segment. argv: mode host user password [client-id topic [message]].
+# broker VM as the other's device on the segment. argv: mode host user password [topic [message]]. The client id
+# is the username (the broker sets use_username_as_clientid: a device's session is its user's).
 #   login: connect (clean session) and print the TLS version and the CONNACK code;
 #   subscribe: connect with a persistent session (clean session off), subscribe to topic at QoS 1, disconnect;
 #   publish: publish message to topic at QoS 1 and wait for its PUBACK;
@@ -164,7 +165,7 @@ def segment6(guest: Guest) -> str:
 MQTT_SCRIPT = """
 import socket, ssl, sys
 mode, host, user, password = sys.argv[1], sys.argv[2], sys.argv[3].encode(), sys.argv[4].encode()
-cid, topic = (sys.argv[5].encode(), sys.argv[6].encode()) if len(sys.argv) > 6 else (user, b"")
+topic = sys.argv[5].encode() if len(sys.argv) > 5 else b""
 def s(b): return len(b).to_bytes(2, "big") + b
 def packet(kind, body):
     n, size = len(body), b""
@@ -189,7 +190,7 @@ clean = 0x02 if mode in ("login", "publish") else 0
 ctx = ssl.create_default_context(cafile="/tmp/rampart-vm-ca.pem")
 with socket.create_connection((host, 8883), 10) as raw, ctx.wrap_socket(raw, server_hostname=host) as tls:
     tls.settimeout(30)
-    tls.sendall(packet(0x10, s(b"MQTT") + bytes([4, 0xC0 | clean]) + (60).to_bytes(2, "big") + s(cid) + s(user)
+    tls.sendall(packet(0x10, s(b"MQTT") + bytes([4, 0xC0 | clean]) + (60).to_bytes(2, "big") + s(user) + s(user)
                        + s(password)))
     kind, body = read(tls)
     if mode == "login":
@@ -202,7 +203,7 @@ with socket.create_connection((host, 8883), 10) as raw, ctx.wrap_socket(raw, ser
         assert kind == 0x90 and body[2] == 1, f"SUBACK {kind:#x} {body.hex()}"
         print("subscribed")
     elif mode == "publish":
-        tls.sendall(packet(0x32, s(topic) + (1).to_bytes(2, "big") + sys.argv[7].encode()))
+        tls.sendall(packet(0x32, s(topic) + (1).to_bytes(2, "big") + sys.argv[6].encode()))
         kind, body = read(tls)
         assert kind == 0x40, f"PUBACK {kind:#x} {body.hex()}"
         print("published")
@@ -312,8 +313,17 @@ def _booted_since(guest: Guest) -> str:
 def _reboot(guest: Guest) -> None:
     before = _booted_since(guest)
     guest.run("systemctl reboot", timeout=30)
-    wait_for(lambda: guest.answers() and _booted_since(guest) != before, timeout=300, interval=3,
-             what=f"{guest.name} back on SSH after its reboot")
+
+    def back() -> bool:
+        # One SSH call per look: while the guest goes down and comes up, sshd may take a connection and then drop
+        # it, so a failed or timed-out call means "not yet", never an error.
+        try:
+            res = guest.run("cat /proc/sys/kernel/random/boot_id", timeout=15)
+        except subprocess.TimeoutExpired:
+            return False
+        return res.returncode == 0 and res.stdout.strip() not in ("", before)
+
+    wait_for(back, timeout=300, interval=3, what=f"{guest.name} back on SSH after its reboot")
 
 
 def _mqtt(client: Guest, broker: Guest, tool: str, user: str, password: str, args: str) -> subprocess.CompletedProcess:
@@ -333,18 +343,19 @@ def reboot_watched_from_the_wan(request, tmp_path_factory):
     """Reboot one broker VM (each in turn: Debian 12's kernel, then 13's; no converge) while this machine, on the
     wan, routes its segment address to its wan address and tries to connect to MQTT (1 s per attempt, 0.2 s apart)
     through the whole reboot and 10 s beyond, capturing the broker's wan port. The tests below read what it saw,
-    and what came back; the other broker is the device on the segment. Before the reboot that device subscribes
-    with a persistent session at QoS 1 and goes away, and a sensor publishes a message the broker queues for it."""
+    and what came back; the other broker is the device on the segment. Before the reboot that device logs in
+    clean (which drops whatever session an earlier run left), subscribes with a persistent session at QoS 1 and
+    goes away, and a sensor publishes a message the broker queues for it."""
     guest = Guest(GUESTS[request.param])
     peer = Guest(next(entry for name, entry in GUESTS.items() if name != guest.name and name.startswith("vmbroker")))
     target = segment(guest)
     passwords = {c["name"]: c["password"] for c in _clients()}
-    session, queued = f"vm-persist-{uuid.uuid4().hex[:8]}", f"queued-{uuid.uuid4().hex}"
+    queued = f"queued-{uuid.uuid4().hex}"
     put_device_ca(peer)
-    assert mqtt_on(peer, "subscribe", target, "dashboard", passwords["dashboard"], session, "sensors/#") == \
-        ["subscribed"]
-    assert mqtt_on(peer, "publish", target, "sensor-01", passwords["sensor-01"], "sensor-01",
-                   "sensors/sensor-01/reboot", queued) == ["published"]
+    assert mqtt_on(peer, "login", target, "dashboard", passwords["dashboard"])[0].split()[-1] == "0"
+    assert mqtt_on(peer, "subscribe", target, "dashboard", passwords["dashboard"], "sensors/#") == ["subscribed"]
+    assert mqtt_on(peer, "publish", target, "sensor-01", passwords["sensor-01"], "sensors/sensor-01/reboot",
+                   queued) == ["published"]
     wan_address = guest.entry["vmlab_wan_address"].split("/")[0]
     subprocess.run(["ip", "route", "replace", f"{target}/32", "via", wan_address], check=True)
     stop, outcomes = threading.Event(), []
@@ -369,7 +380,7 @@ def reboot_watched_from_the_wan(request, tmp_path_factory):
     finally:
         subprocess.run(["ip", "route", "del", f"{target}/32"], check=False)
     return {"guest": guest, "peer": peer, "target": target, "wan_address": wan_address, "rebooted": rebooted,
-            "outcomes": outcomes, "frames": frames(pcap), "session": session, "queued": queued,
+            "outcomes": outcomes, "frames": frames(pcap), "queued": queued,
             "password": passwords["dashboard"]}
 
 
@@ -429,8 +440,7 @@ def test_a_queued_qos1_message_survives_the_reboot(reboot_watched_from_the_wan):
     it: the device resumes its session (CONNACK says the session is present) and receives that message."""
     seen = reboot_watched_from_the_wan
     put_device_ca(seen["peer"])  # /tmp does not outlive a reboot, and the peer may have been rebooted before
-    got = mqtt_on(seen["peer"], "receive", seen["target"], "dashboard", seen["password"], seen["session"],
-                  "sensors/#")
+    got = mqtt_on(seen["peer"], "receive", seen["target"], "dashboard", seen["password"])
     assert got == ["present", seen["queued"]], f"{seen['guest'].name} lost the queued message or the session: {got}"
 
 
