@@ -12,6 +12,7 @@ from rampart import lab
     (["up", "--tags", "nftables", "--limit", "broker1", "-v"], ["--tags", "nftables", "--limit", "broker1", "-v"],
      None),
     (["up", "--", "--tags", "x"], ["--tags", "x"], None),
+    (["up", "-v", "--", "--tags", "x"], ["-v", "--tags", "x"], None),
     (["up", "--collection", "dist/c.tar.gz", "-e", '{"a": 1}'], ["-e", '{"a": 1}'], "dist/c.tar.gz"),
     (["up", "--assert-unchanged"], [], None),
 ])
