@@ -513,8 +513,9 @@ def test_a_ruleset_that_cuts_the_ssh_path_is_reverted_by_the_host(broker12):
     itself, and SSH works again. (The collector, vmclient in the full topology, is in the run: validation requires
     a sender's collectors in its --limit; it has no firewall, so nothing changes there.) The run waits 10 s for a
     confirming SSH connection and the host reverts after 40 s, instead of the defaults' 30 s and 90 s: the
-    mechanism is the same, the test is about a minute shorter (134 s instead of 202 s, measured with a 25 s revert),
-    and 40 s leaves a slow emulated guest time to load the candidate and fail the confirmation before the revert.
+    mechanism is the same, the test is shorter (measured: 202 s with the defaults, 134-139 s with a 25 s revert,
+    184 s with 40 s), and 40 s leaves a slow emulated guest time to load the candidate and fail the confirmation
+    before the revert.
     (A revert during the confirmation would let the run pass, so this test would fail, not pass falsely.)"""
     limit = ",".join(name for name in (broker12.name, "vmclient") if name in GUESTS)
     before = _table(broker12)
