@@ -7,10 +7,10 @@ import argparse
 
 def parse_passing_through(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """Parse ``argv``; the arguments ``parser`` does not know go, intact and in order, to the attribute the chosen
-    sub-command names with ``set_defaults(extra="attribute")``; a ``--`` among them is optional and dropped
-    (the first one, as argparse itself would). A sub-command
-    that names none refuses them (exit 2). Unlike ``nargs=REMAINDER``, which stops at the first option it does not
-    know and keeps a literal ``--``, this passes ``--tags x -v`` as the user typed it."""
+    sub-command names with ``set_defaults(extra="attribute")``; a ``--`` among them is optional and dropped (the
+    first one, as argparse itself would). A sub-command that names none refuses them (exit 2). Unlike
+    ``nargs=REMAINDER``, which stops at the first option it does not know and keeps a literal ``--``, this passes
+    ``--tags x -v`` as the user typed it."""
     args, extra = parser.parse_known_args(argv)
     if "--" in extra:
         extra.remove("--")
