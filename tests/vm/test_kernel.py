@@ -242,7 +242,7 @@ def test_mqtt_over_ipv6_on_the_segment_is_tagged_and_authenticated(broker12, bro
     """The segment is dual-stack: a device on it logs in over IPv6 (TLS with the certificate's IPv6 name checked,
     then a password), and every frame of that connection on the wire carries the VLAN's tag."""
     vlan_id, target = broker12.entry["vlan_id"], segment6(broker12)
-    password = {c["name"]: c["password"] for c in _clients()}["dashboard"]
+    password = _passwords()["dashboard"]
     pcap = tmp_path / "segment6.pcap"
     with capture(DESC["trunk_bridge"], pcap, "ip6"):
         out = mqtt_on(broker13, "login", target, "dashboard", password)[0].split()
@@ -334,11 +334,17 @@ def _mqtt(client: Guest, broker: Guest, tool: str, user: str, password: str, arg
                       f"-u {user} -P {password} {args}", timeout=90)
 
 
-def _clients() -> list[dict]:
+def _passwords() -> dict[str, str]:
+    """The VM lab's MQTT clients' passwords, by client name (from its inventory)."""
     import yaml
 
     data = yaml.safe_load((INVENTORY_DIR / "group_vars" / "all" / "vmlab.yml").read_text())
-    return data["mosquitto_clients"]
+    return {c["name"]: c["password"] for c in data["mosquitto_clients"]}
+
+
+def _wait_for_mosquitto(guest: Guest) -> None:
+    wait_for(lambda: guest.run("systemctl is-active mosquitto").stdout.strip() == "active", timeout=120,
+             what=f"mosquitto active on {guest.name} after the reboot")
 
 
 @pytest.fixture(scope="module", params=["vmbroker12", "vmbroker13"])
@@ -352,7 +358,7 @@ def reboot_watched_from_the_wan(request, tmp_path_factory):
     guest = Guest(GUESTS[request.param])
     peer = Guest(next(entry for name, entry in GUESTS.items() if name != guest.name and name.startswith("vmbroker")))
     target = segment(guest)
-    passwords = {c["name"]: c["password"] for c in _clients()}
+    passwords = _passwords()
     queued = f"queued-{uuid.uuid4().hex}"
     put_device_ca(peer)
     assert mqtt_on(peer, "login", target, "dashboard", passwords["dashboard"])[0].split()[-1] == "0"
@@ -378,8 +384,7 @@ def reboot_watched_from_the_wan(request, tmp_path_factory):
             # When the new kernel started, on this machine's clock: an upper bound, as the uptime is read before
             # the SSH call returns.
             booted = time.time() - float(guest.sh("cut -d' ' -f1 /proc/uptime"))
-            wait_for(lambda: guest.run("systemctl is-active mosquitto").stdout.strip() == "active",
-                     timeout=120, what=f"mosquitto active on {guest.name} after the reboot")
+            _wait_for_mosquitto(guest)
             time.sleep(10)  # and on into the booted system, so that SYNs surely reach it
             stop.set()
             thread.join(timeout=10)
@@ -421,8 +426,7 @@ def test_after_a_reboot_the_vlan_firewall_and_broker_come_back_by_themselves(reb
     assert f"vlan protocol 802.1Q id {vlan_id}" in link and f"inet {segment(guest)}/" in link, link
     assert f"inet6 {segment6(guest)}/64" in link, link
     assert "table inet rampart" in guest.sh("nft list tables")
-    wait_for(lambda: guest.run("systemctl is-active mosquitto").stdout.strip() == "active", timeout=120,
-             what="mosquitto active after the reboot")
+    _wait_for_mosquitto(guest)
     listening = guest.sh("ss -Hltn")
     assert f"{segment(guest)}:8883" in listening and f"[{segment6(guest)}]:8883" in listening, listening
     assert tcp_connect(peer, segment(guest), 8883) == "connected"
@@ -475,7 +479,7 @@ def test_after_a_reboot_the_vpn_log_shipping_and_a_queued_qos1_message_come_back
     """A QoS 1 subscriber with a persistent session goes away, a message is queued for it, the broker host
     reboots (no converge): the kernel WireGuard tunnel is back, the subscriber comes back over it and receives
     that message, and a line the broker logs reaches the collector."""
-    passwords = {c["name"]: c["password"] for c in _clients()}
+    passwords = _passwords()
     sid, text = f"vm-persist-{uuid.uuid4().hex[:8]}", f"queued-{uuid.uuid4().hex}"
     sub = f"-i {sid} -c -q 1 -t sensors/# -C 1"
     first = _mqtt(client, broker12, "mosquitto_sub", "dashboard", passwords["dashboard"], sub + " -W 5")
