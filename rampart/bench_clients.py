@@ -48,14 +48,20 @@ def fleet(count: int) -> list[dict[str, Any]]:
 
 
 def inventory(root: Path, work: Path, count: int) -> Path:
-    """The lab's inventory with ``count`` more clients, at ``work/inventories/n<count>``. The lab's inventory names
-    its state as ``inventory_dir/../../.lab``, so ``work/.lab`` links to the checkout's."""
+    """The lab's inventory with ``count`` more clients (``fleet``), at ``work/inventories/n<count>``."""
+    return lab_inventory_with(root, work, f"n{count}", fleet(count))
+
+
+def lab_inventory_with(root: Path, work: Path, name: str, clients: list[dict[str, Any]]) -> Path:
+    """The lab's inventory with ``clients`` added to its client list, at ``work/inventories/<name>``. The lab's
+    inventory names its state as ``inventory_dir/../../.lab``, so ``work/.lab`` links to the checkout's."""
     (work / ".lab").unlink(missing_ok=True)
     (work / ".lab").symlink_to(root / ".lab")
-    target = work / "inventories" / f"n{count}"
+    target = work / "inventories" / name
+    shutil.rmtree(target, ignore_errors=True)  # a kept work directory from an earlier run
     shutil.copytree(root / "inventories" / "lab", target)
     lab_clients = yaml.safe_load((target / CLIENTS_FILE).read_text())["mosquitto_clients"]
-    (target / CLIENTS_FILE).write_text(yaml.safe_dump({"mosquitto_clients": lab_clients + fleet(count)}))
+    (target / CLIENTS_FILE).write_text(yaml.safe_dump({"mosquitto_clients": lab_clients + clients}))
     return target
 
 
