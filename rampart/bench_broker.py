@@ -147,18 +147,47 @@ def load(root: Path, container: str, target: dict[str, Any], pairs_file: Path, q
     return out
 
 
+def pair_files(work: Path, load_pairs: list[dict[str, str]]) -> dict[str, Path]:
+    """The generator's pairs for each broker: with the passwords (0600) for the hardened one, without for the plain."""
+    files = {"hardened": work / "pairs.json", "plain": work / "pairs-plain.json"}
+    files["hardened"].write_text(json.dumps(load_pairs))
+    files["hardened"].chmod(0o600)
+    files["plain"].write_text(json.dumps([{k: v for k, v in p.items() if "password" not in k} for p in load_pairs]))
+    return files
+
+
+def targets(root: Path, description: dict[str, Any], pids: dict[str, int]) -> dict[str, dict[str, Any]]:
+    broker = description["brokers"][0]
+    return {
+        "hardened": {"name": "hardened", "host": broker["address"], "port": broker["port"],
+                     "ca_file": str(root / ".lab" / description["ca_file"]),
+                     "server_name": broker["tls_server_name"], "pid": pids["hardened"]},
+        "plain": {"name": "plain", "host": "127.0.0.1", "port": PLAIN_PORT, "pid": pids["plain"]},
+    }
+
+
+def pin(pids: dict[str, int], cpus: set[int]) -> dict[int, set[int]]:
+    """Put the brokers on ``cpus``; returns each one's CPUs before, for ``unpin``."""
+    before = {}
+    for pid in pids.values():
+        before[pid] = os.sched_getaffinity(pid)
+        os.sched_setaffinity(pid, cpus)
+    return before
+
+
+def unpin(before: dict[int, set[int]]) -> None:
+    for pid, cpus in before.items():
+        with contextlib.suppress(OSError):  # the plain broker is gone by now
+            os.sched_setaffinity(pid, cpus)
+
+
 def measure(root: Path, pairs: int, seconds: float, processes: int, window: int, work: Path) -> dict[str, Any]:
     description = json.loads((root / ".lab" / "lab.json").read_text())
     broker = description["brokers"][0]
-    container = broker["container"]
-    run_id = secrets.token_hex(3)
-    clients, load_pairs = bench_clients_for(pairs, run_id)
+    container, window = broker["container"], min(window, broker["max_inflight_messages"])
+    clients, load_pairs = bench_clients_for(pairs, secrets.token_hex(3))
     inv = bench_clients.lab_inventory_with(root, work, f"bench-broker-{pairs}", clients)
-    pairs_file = work / "pairs.json"
-    pairs_file.write_text(json.dumps(load_pairs))
-    pairs_file.chmod(0o600)
-    plain_pairs = work / "pairs-plain.json"
-    plain_pairs.write_text(json.dumps([{k: v for k, v in p.items() if "password" not in k} for p in load_pairs]))
+    files = pair_files(work, load_pairs)
     runs: dict[str, dict[int, dict]] = {"hardened": {}, "plain": {}}
     broker_cpus, generator_cpus = placement()
     pinned: dict[int, set[int]] = {}
@@ -168,57 +197,65 @@ def measure(root: Path, pairs: int, seconds: float, processes: int, window: int,
         _say("bench-broker: starting the plain broker (Debian's stock settings, 127.0.0.1:1883) ...")
         start_plain(container)
         pids = host_pids(container)
-        for pid in pids.values():
-            pinned[pid] = os.sched_getaffinity(pid)
-            os.sched_setaffinity(pid, broker_cpus)
-        targets = {
-            "hardened": {"name": "hardened", "host": broker["address"], "port": broker["port"],
-                         "ca_file": str(root / ".lab" / description["ca_file"]),
-                         "server_name": broker["tls_server_name"], "pid": pids["hardened"]},
-            "plain": {"name": "plain", "host": "127.0.0.1", "port": PLAIN_PORT, "pid": pids["plain"]},
-        }
+        pinned = pin(pids, broker_cpus)
+        to = targets(root, description, pids)
         for qos in (0, 1):
             for name in ("hardened", "plain"):
-                _say(f"bench-broker: {name}, QoS {qos}, {pairs} publishers and {pairs} subscribers, {seconds:g} s ...")
-                runs[name][qos] = load(root, container, targets[name],
-                                       pairs_file if name == "hardened" else plain_pairs, qos, seconds, processes,
-                                       window, generator_cpus)
+                _say(f"bench-broker: {name}, QoS {qos}, {pairs} publishers and {pairs} subscribers, {seconds:g} s "
+                     f"at a window of {window}, then {seconds:g} s at one message in flight per pair ...")
+                args = (root, container, to[name], files[name], qos, seconds, processes)
+                runs[name][qos] = load(*args, window, generator_cpus)
+                light = load(*args, 1, generator_cpus)
+                runs[name][qos].update({f"light_{k}": light[k] for k in
+                                        ("messages_per_second", "latency_p50_ms", "latency_p99_ms")})
     finally:
-        for pid, cpus in pinned.items():
-            with contextlib.suppress(OSError):  # the plain broker is gone by now
-                os.sched_setaffinity(pid, cpus)
+        unpin(pinned)
         stop_plain(container)
         _say("bench-broker: converging the lab's broker back to the lab's clients ...")
         bench_clients.converge(root, root / "inventories" / "lab", work / "restore.log")
+    return {"pairs": pairs, "seconds": seconds, "processes": processes, "runs": with_efficiency(runs),
+            "ratios": {qos: round(runs["hardened"][qos]["messages_per_second"]
+                                  / runs["plain"][qos]["messages_per_second"], 2) for qos in (0, 1)},
+            "goal": GOAL, "broker_cpus": sorted(broker_cpus), "generator_cpus": generator_cpus}
+
+
+def with_efficiency(runs: dict[str, dict[int, dict]]) -> dict[str, dict[int, dict]]:
+    """Each run with its messages per CPU-second of the broker: what the broker's config costs per message,
+    whichever side (broker or generator) limited the run."""
     for side in runs.values():
         for r in side.values():
             busy = r["broker_cpu_of_one_core"]
             r["messages_per_broker_cpu_second"] = round(r["messages_per_second"] / busy) if busy else None
-    ratios = {qos: round(runs["hardened"][qos]["messages_per_second"] / runs["plain"][qos]["messages_per_second"], 2)
-              for qos in (0, 1)}
-    return {"pairs": pairs, "seconds": seconds, "processes": processes, "runs": runs, "ratios": ratios,
-            "goal": GOAL, "broker_cpus": sorted(broker_cpus), "generator_cpus": generator_cpus}
+    return runs
 
 
 def report(result: dict[str, Any]) -> str:
+    first = result["runs"]["plain"][0]
     lines = [f"{result['pairs']} publishers and {result['pairs']} subscribers (one topic per pair), "
-             f"{result['seconds']:g} s per run, window {result['runs']['plain'][0]['window']} messages per pair, "
-             f"{result['runs']['plain'][0]['payload_bytes']}-byte payloads, "
-             f"{result['processes']} generator processes, {result['runs']['plain'][0]['cores']} cores",
+             f"{first['payload_bytes']}-byte payloads, {result['seconds']:g} s per run; the brokers on CPU "
+             f"{','.join(map(str, result['broker_cpus']))}, the generator ({result['processes']} processes) on "
+             f"CPU {','.join(map(str, result['generator_cpus'] or result['broker_cpus']))} of {first['cores']}",
              "",
              "| | hardened (TLS, passwords, ACL, limits) | plain (stock, 1883, anonymous) | hardened / plain |",
              "|---|---|---|---|"]
     for qos in (0, 1):
         h, p = result["runs"]["hardened"][qos], result["runs"]["plain"][qos]
         lines += [
-            f"| QoS {qos} messages/s | {h['messages_per_second']:,.0f} | {p['messages_per_second']:,.0f} | "
-            f"{result['ratios'][qos]:.2f} (goal >= {result['goal']}) |",
-            f"| QoS {qos} latency p50 / p99 (ms) | {h['latency_p50_ms']:.2f} / {h['latency_p99_ms']:.2f} | "
-            f"{p['latency_p50_ms']:.2f} / {p['latency_p99_ms']:.2f} | |",
-            f"| QoS {qos} broker CPU (share of one core) | {h['broker_cpu_of_one_core']:.2f} | "
+            f"| QoS {qos}: messages/s, {h['window']} in flight per pair | {h['messages_per_second']:,.0f} | "
+            f"{p['messages_per_second']:,.0f} | **{result['ratios'][qos]:.2f}** (goal >= {result['goal']}) |",
+            f"| QoS {qos}: broker CPU, share of its core | {h['broker_cpu_of_one_core']:.2f} | "
             f"{p['broker_cpu_of_one_core']:.2f} | |",
-            f"| QoS {qos} generator CPU / machine busy (share of all cores) | {h['generator_cpu_share']:.2f} / "
-            f"{h['machine_busy']:.2f} | {p['generator_cpu_share']:.2f} / {p['machine_busy']:.2f} | |",
+            f"| QoS {qos}: messages per broker CPU-second | {h['messages_per_broker_cpu_second']:,} | "
+            f"{p['messages_per_broker_cpu_second']:,} | "
+            f"{h['messages_per_broker_cpu_second'] / p['messages_per_broker_cpu_second']:.2f} |",
+            f"| QoS {qos}: generator CPU, share of its CPUs | {h['generator_cpu_of_its_cpus']:.2f} | "
+            f"{p['generator_cpu_of_its_cpus']:.2f} | |",
+            f"| QoS {qos}: latency p50 / p99 (ms), one message in flight per pair | "
+            f"{h['light_latency_p50_ms']:.2f} / {h['light_latency_p99_ms']:.2f} | "
+            f"{p['light_latency_p50_ms']:.2f} / {p['light_latency_p99_ms']:.2f} | |",
+            f"| QoS {qos}: latency p50 / p99 (ms), {h['window']} in flight per pair | "
+            f"{h['latency_p50_ms']:.2f} / {h['latency_p99_ms']:.2f} | "
+            f"{p['latency_p50_ms']:.2f} / {p['latency_p99_ms']:.2f} | |",
         ]
     return "\n".join(lines)
 
@@ -228,8 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=100, help="publisher/subscriber pairs (default 100)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run (default 10)")
     parser.add_argument("--processes", type=int, default=2, help="generator processes (default 2)")
-    parser.add_argument("--window", type=int, default=10,
-                        help="messages in flight per pair (default 10; at most the broker's max_inflight_messages)")
+    parser.add_argument("--window", type=int, default=20,
+                        help="messages in flight per pair in the throughput runs (default 20, at most the broker's "
+                             "max_inflight_messages)")
     parser.add_argument("--quick", action="store_true", help="10 pairs, 2 s per run (what scripts/test runs)")
     parser.add_argument("--workdir", type=Path, help="work directory, kept (default: a temporary one, removed)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
