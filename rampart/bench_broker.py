@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -181,42 +182,69 @@ def unpin(before: dict[int, set[int]]) -> None:
             os.sched_setaffinity(pid, cpus)
 
 
-def measure(root: Path, pairs: int, seconds: float, processes: int, window: int, work: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Settings:
+    pairs: int = 100
+    seconds: float = 10.0
+    processes: int = 2
+    window: int = 20
+    rounds: int = 3
+
+
+def measure(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
     description = json.loads((root / ".lab" / "lab.json").read_text())
     broker = description["brokers"][0]
-    container, window = broker["container"], min(window, broker["max_inflight_messages"])
-    clients, load_pairs = bench_clients_for(pairs, secrets.token_hex(3))
-    inv = bench_clients.lab_inventory_with(root, work, f"bench-broker-{pairs}", clients)
+    container = broker["container"]
+    settings = replace(settings, window=min(settings.window, broker["max_inflight_messages"]))
+    clients, load_pairs = bench_clients_for(settings.pairs, secrets.token_hex(3))
+    inv = bench_clients.lab_inventory_with(root, work, f"bench-broker-{settings.pairs}", clients)
     files = pair_files(work, load_pairs)
-    runs: dict[str, dict[int, dict]] = {"hardened": {}, "plain": {}}
     broker_cpus, generator_cpus = placement()
     pinned: dict[int, set[int]] = {}
     try:
-        _say(f"bench-broker: adding {2 * pairs} clients to {broker['name']} (playbooks/broker.yml) ...")
+        _say(f"bench-broker: adding {2 * settings.pairs} clients to {broker['name']} (playbooks/broker.yml) ...")
         bench_clients.converge(root, inv, work / "converge.log")
         _say("bench-broker: starting the plain broker (Debian's stock settings, 127.0.0.1:1883) ...")
         start_plain(container)
         pids = host_pids(container)
         pinned = pin(pids, broker_cpus)
         to = targets(root, description, pids)
-        for qos in (0, 1):
-            for name in ("hardened", "plain"):
-                _say(f"bench-broker: {name}, QoS {qos}, {pairs} publishers and {pairs} subscribers, {seconds:g} s "
-                     f"at a window of {window}, then {seconds:g} s at one message in flight per pair ...")
-                args = (root, container, to[name], files[name], qos, seconds, processes)
-                runs[name][qos] = load(*args, window, generator_cpus)
-                light = load(*args, 1, generator_cpus)
-                runs[name][qos].update({f"light_{k}": light[k] for k in
-                                        ("messages_per_second", "latency_p50_ms", "latency_p99_ms")})
+        runs = rounds(settings, lambda name, qos, window: load(root, container, to[name], files[name], qos,
+                                                                settings.seconds, settings.processes, window,
+                                                                generator_cpus))
     finally:
         unpin(pinned)
         stop_plain(container)
         _say("bench-broker: converging the lab's broker back to the lab's clients ...")
         bench_clients.converge(root, root / "inventories" / "lab", work / "restore.log")
-    return {"pairs": pairs, "seconds": seconds, "processes": processes, "runs": with_efficiency(runs),
+    return {**asdict(settings), "runs": with_efficiency(runs),
             "ratios": {qos: round(runs["hardened"][qos]["messages_per_second"]
                                   / runs["plain"][qos]["messages_per_second"], 2) for qos in (0, 1)},
             "goal": GOAL, "broker_cpus": sorted(broker_cpus), "generator_cpus": generator_cpus}
+
+
+def rounds(settings: Settings, run) -> dict[str, dict[int, dict]]:
+    """``settings.rounds`` throughput runs of each broker and QoS, the brokers taking turns (so a slow spell of the
+    machine does not land on one side only); each keeps its median run, the spread of every round, and one run at
+    one message in flight per pair for the latency under light load."""
+    done: dict[tuple[str, int], list[dict]] = {}
+    for number in range(1, settings.rounds + 1):
+        for qos in (0, 1):
+            for name in ("hardened", "plain"):
+                _say(f"bench-broker: round {number}/{settings.rounds}: {name}, QoS {qos}, {settings.pairs} "
+                     f"publishers and {settings.pairs} subscribers, {settings.seconds:g} s at a window of "
+                     f"{settings.window} ...")
+                done.setdefault((name, qos), []).append(run(name, qos, settings.window))
+    runs: dict[str, dict[int, dict]] = {"hardened": {}, "plain": {}}
+    for (name, qos), results in done.items():
+        _say(f"bench-broker: {name}, QoS {qos}, {settings.seconds:g} s at one message in flight per pair ...")
+        light = run(name, qos, 1)
+        ordered = sorted(results, key=lambda r: r["messages_per_second"])
+        runs[name][qos] = {**ordered[len(ordered) // 2],
+                           "rounds_messages_per_second": [r["messages_per_second"] for r in results],
+                           **{f"light_{k}": light[k] for k in ("messages_per_second", "latency_p50_ms",
+                                                                "latency_p99_ms")}}
+    return runs
 
 
 def with_efficiency(runs: dict[str, dict[int, dict]]) -> dict[str, dict[int, dict]]:
@@ -232,7 +260,8 @@ def with_efficiency(runs: dict[str, dict[int, dict]]) -> dict[str, dict[int, dic
 def report(result: dict[str, Any]) -> str:
     first = result["runs"]["plain"][0]
     lines = [f"{result['pairs']} publishers and {result['pairs']} subscribers (one topic per pair), "
-             f"{first['payload_bytes']}-byte payloads, {result['seconds']:g} s per run; the brokers on CPU "
+             f"{first['payload_bytes']}-byte payloads, {result['seconds']:g} s per run, the median of "
+             f"{result['rounds']} rounds; the brokers on CPU "
              f"{','.join(map(str, result['broker_cpus']))}, the generator ({result['processes']} processes) on "
              f"CPU {','.join(map(str, result['generator_cpus'] or result['broker_cpus']))} of {first['cores']}",
              "",
@@ -243,6 +272,7 @@ def report(result: dict[str, Any]) -> str:
         lines += [
             f"| QoS {qos}: messages/s, {h['window']} in flight per pair | {h['messages_per_second']:,.0f} | "
             f"{p['messages_per_second']:,.0f} | **{result['ratios'][qos]:.2f}** (goal >= {result['goal']}) |",
+            f"| QoS {qos}: messages/s, every round | {_spread(h)} | {_spread(p)} | |",
             f"| QoS {qos}: broker CPU, share of its core | {h['broker_cpu_of_one_core']:.2f} | "
             f"{p['broker_cpu_of_one_core']:.2f} | |",
             f"| QoS {qos}: messages per broker CPU-second | {h['messages_per_broker_cpu_second']:,} | "
@@ -260,15 +290,22 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _spread(run: dict[str, Any]) -> str:
+    return ", ".join(f"{v:,.0f}" for v in run["rounds_messages_per_second"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench-broker", description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=100, help="publisher/subscriber pairs (default 100)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run (default 10)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="throughput runs per broker and QoS, taking turns; the median counts (default 3)")
     parser.add_argument("--processes", type=int, default=2, help="generator processes (default 2)")
     parser.add_argument("--window", type=int, default=20,
                         help="messages in flight per pair in the throughput runs (default 20, at most the broker's "
                              "max_inflight_messages)")
-    parser.add_argument("--quick", action="store_true", help="10 pairs, 2 s per run (what scripts/test runs)")
+    parser.add_argument("--quick", action="store_true",
+                        help="10 pairs, 2 s per run, one round (what scripts/test runs)")
     parser.add_argument("--workdir", type=Path, help="work directory, kept (default: a temporary one, removed)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args(argv)
@@ -277,11 +314,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("bench-broker: no lab is up (.lab/lab.json is missing); run scripts/lab up first")
     if shutil.which("nsenter") is None:
         raise SystemExit("bench-broker: nsenter (util-linux) is missing; install it")
-    pairs, seconds = (10, 2.0) if args.quick else (args.pairs, args.seconds)
+    settings = Settings(pairs=args.pairs, seconds=args.seconds, processes=args.processes, window=args.window,
+                        rounds=args.rounds)
+    if args.quick:
+        settings = replace(settings, pairs=10, seconds=2.0, rounds=1)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="rampart-bench-broker-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        result = measure(root, pairs, seconds, args.processes, args.window, work)
+        result = measure(root, settings, work)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
