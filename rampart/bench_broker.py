@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
 import secrets
@@ -38,19 +39,35 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
 from rampart import bench_clients, harness, project
 
-PLAIN_DIR = "/var/lib/rampart-bench-plain"  # in the broker container, removed after the run
+BENCH_DIR = "/var/lib/rampart-bench"  # the extra brokers' directories in the broker container, removed after the run
 PLAIN_PORT = 1883
 # Debian's stock /etc/mosquitto/mosquitto.conf (persistence, a log file; no listener of its own), with the
-# plaintext anonymous listener a stock setup adds, on loopback only.
-PLAIN_CONF = f"""\
-pid_file {PLAIN_DIR}/mosquitto.pid
+# plaintext anonymous listener a stock setup adds, on loopback only. {dir} is the instance's directory.
+PLAIN_CONF = """\
 persistence true
-persistence_location {PLAIN_DIR}/
-log_dest file {PLAIN_DIR}/mosquitto.log
-listener {PLAIN_PORT} 127.0.0.1
+persistence_location {dir}/
+log_dest file {dir}/mosquitto.log
+listener 1883 127.0.0.1
 allow_anonymous true
+"""
+# The handshake benchmark's listeners: the same settings for every key type, only the certificate differs.
+TLS_PORTS = {"ecdsa-p256": 18883, "rsa-2048": 18884}
+TLS_NAME = "bench-broker"
+TLS_CONF = """\
+persistence false
+log_dest none
+listener {port} 127.0.0.1
+certfile {dir}/server.pem
+keyfile {dir}/server.key
+tls_version tlsv1.2
+allow_anonymous false
 """
 GOAL = 0.8
 
@@ -78,32 +95,41 @@ def exec_in(container: str, *cmd: str, check: bool = True) -> subprocess.Complet
     return harness.docker("exec", container, *cmd, check=check)
 
 
-def start_plain(container: str) -> None:
-    script = (f"rm -rf {PLAIN_DIR} && mkdir -p {PLAIN_DIR} && printf '%s' \"$1\" > {PLAIN_DIR}/plain.conf "
-              f"&& chown -R mosquitto: {PLAIN_DIR} "
-              f"&& runuser -u mosquitto -- /usr/sbin/mosquitto -d -c {PLAIN_DIR}/plain.conf")
-    exec_in(container, "sh", "-c", script, "sh", PLAIN_CONF)
+def start_instance(container: str, name: str, conf: str, files: dict[str, bytes] | None = None) -> None:
+    """Run one more /usr/sbin/mosquitto in the broker's container, as the mosquitto user, from ``conf`` (with
+    ``{dir}``, its directory) and ``files`` written beside it (0600)."""
+    where = f"{BENCH_DIR}/{name}"
+    with tempfile.TemporaryDirectory() as local:
+        for file, content in {"mosquitto.conf": f"pid_file {where}/mosquitto.pid\n" + conf.format(dir=where),
+                              **(files or {})}.items():
+            (Path(local) / file).write_bytes(content if isinstance(content, bytes) else content.encode())
+            (Path(local) / file).chmod(0o600)
+        exec_in(container, "sh", "-c", f"mkdir -p {BENCH_DIR} && rm -rf {where}")
+        harness.docker("cp", local, f"{container}:{where}")
+    exec_in(container, "sh", "-c", f"chown -R mosquitto: {where} && chmod 0700 {where} && "
+                                   f"runuser -u mosquitto -- /usr/sbin/mosquitto -d -c {where}/mosquitto.conf")
     for _ in range(100):
-        if exec_in(container, "test", "-s", f"{PLAIN_DIR}/mosquitto.pid", check=False).returncode == 0:
+        if exec_in(container, "test", "-s", f"{where}/mosquitto.pid", check=False).returncode == 0:
             return
         time.sleep(0.1)
-    log = exec_in(container, "cat", f"{PLAIN_DIR}/mosquitto.log", check=False).stdout
-    raise SystemExit(f"bench-broker: the plain broker did not start in {container}:\n{log}")
+    log = exec_in(container, "sh", "-c", f"cat {where}/*.log", check=False).stdout
+    raise SystemExit(f"bench-broker: the {name} broker did not start in {container}:\n{log}")
 
 
-def stop_plain(container: str) -> None:
-    exec_in(container, "sh", "-c", f"test -s {PLAIN_DIR}/mosquitto.pid && kill $(cat {PLAIN_DIR}/mosquitto.pid); "
-                                   f"sleep 0.5; rm -rf {PLAIN_DIR}", check=False)
+def stop_instances(container: str) -> None:
+    exec_in(container, "sh", "-c", f"for p in {BENCH_DIR}/*/mosquitto.pid; do test -s \"$p\" && kill $(cat \"$p\"); "
+                                   f"done; sleep 0.5; rm -rf {BENCH_DIR}", check=False)
 
 
 def host_pids(container: str) -> dict[str, int]:
-    """The host PIDs of the hardened and the plain mosquitto, by the config each runs."""
+    """The host PIDs of the brokers in the container: "hardened" (the deployed one), and each extra one by name."""
     rows = harness.docker("top", container, "-eo", "pid,args").stdout.splitlines()[1:]
     pids = {}
     for row in rows:
         pid, _, args = row.strip().partition(" ")
         if "/usr/sbin/mosquitto" in args:
-            pids["plain" if f"{PLAIN_DIR}/plain.conf" in args else "hardened"] = int(pid)
+            extra = args.split(f"{BENCH_DIR}/")[1].split("/")[0] if f"{BENCH_DIR}/" in args else None
+            pids[extra or "hardened"] = int(pid)
     return pids
 
 
@@ -118,22 +144,28 @@ def placement() -> tuple[set[int], list[int] | None]:
     return ({cpus[0]}, cpus[1:]) if len(cpus) > 1 else (set(cpus), None)
 
 
-def load(root: Path, container: str, target: dict[str, Any], pairs_file: Path, qos: int, seconds: float,
-         processes: int, window: int, generator_cpus: list[int] | None) -> dict[str, Any]:
+def in_netns(root: Path, container: str, module: str, args: list[str], generator_cpus: list[int] | None,
+             timeout: float) -> dict[str, Any]:
+    """``python -m module args`` from the checkout's venv, inside the container's network namespace; its JSON."""
     cmd = ["nsenter", f"--net=/proc/{netns_pid(container)}/ns/net", "--",
-           str(root / ".venv" / "bin" / "python"), "-m", "rampart.mqttload", "--host", target["host"],
-           "--port", str(target["port"]), "--pairs", str(pairs_file), "--qos", str(qos), "--seconds", str(seconds),
-           "--processes", str(processes), "--window", str(window), "--watch-pid", str(target["pid"])]
+           str(root / ".venv" / "bin" / "python"), "-m", module, *args]
     if generator_cpus:
         cmd += ["--cpus", ",".join(map(str, generator_cpus))]
-    if target.get("ca_file"):
-        cmd += ["--ca-file", target["ca_file"], "--server-name", target["server_name"]]
-    res = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=seconds + 300, check=False)
+    res = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout, check=False)
     try:
-        out = json.loads(res.stdout.strip().splitlines()[-1])
+        return json.loads(res.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
-        raise SystemExit(f"bench-broker: the load generator failed (rc={res.returncode}):\n"
-                         f"{res.stderr[-3000:]}") from None
+        raise SystemExit(f"bench-broker: {module} failed (rc={res.returncode}):\n{res.stderr[-3000:]}") from None
+
+
+def load(root: Path, container: str, target: dict[str, Any], pairs_file: Path, qos: int, seconds: float,
+         processes: int, window: int, generator_cpus: list[int] | None) -> dict[str, Any]:
+    args = ["--host", target["host"], "--port", str(target["port"]), "--pairs", str(pairs_file), "--qos", str(qos),
+            "--seconds", str(seconds), "--processes", str(processes), "--window", str(window),
+            "--watch-pid", str(target["pid"])]
+    if target.get("ca_file"):
+        args += ["--ca-file", target["ca_file"], "--server-name", target["server_name"]]
+    out = in_netns(root, container, "rampart.mqttload", args, generator_cpus, seconds + 300)
     if "error" in out:
         raise SystemExit(f"bench-broker: {target['name']} at QoS {qos}: {out['error']}")
     problems = []
@@ -146,6 +178,80 @@ def load(root: Path, container: str, target: dict[str, Any], pairs_file: Path, q
     if problems:
         raise SystemExit(f"bench-broker: {target['name']} at QoS {qos}: " + "; ".join(problems))
     return out
+
+
+def bench_certificates() -> tuple[bytes, dict[str, dict[str, bytes]]]:
+    """A throw-away CA (ECDSA P-256) and, from it, a server certificate for ``TLS_NAME`` of each key type of the
+    handshake benchmark: (the CA's PEM, {key type: {"server.pem", "server.key"}})."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    def cert(subject: str, key, issuer: str, issuer_key, ca: bool) -> x509.Certificate:
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            builder = (builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False)
+                       .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = cert("rampart bench CA", ca_key, "rampart bench CA", ca_key, ca=True)
+    keys = {"ecdsa-p256": ec.generate_private_key(ec.SECP256R1()),
+            "rsa-2048": rsa.generate_private_key(public_exponent=65537, key_size=2048)}
+    files = {kind: {"server.pem": cert(TLS_NAME, key, "rampart bench CA", ca_key, ca=False)
+                    .public_bytes(serialization.Encoding.PEM),
+                    "server.key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption())}
+             for kind, key in keys.items()}
+    return ca.public_bytes(serialization.Encoding.PEM), files
+
+
+def measure_handshakes(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
+    """TLS handshakes per second against two listeners with the same settings, one with an ECDSA P-256 certificate
+    and one with an RSA-2048 one (issue 13's goal: ECDSA at least 2x), taking turns for ``settings.rounds``."""
+    container = json.loads((root / ".lab" / "lab.json").read_text())["brokers"][0]["container"]
+    ca_pem, files = bench_certificates()
+    ca_file = work / "bench-ca.pem"
+    ca_file.write_bytes(ca_pem)
+    broker_cpus, generator_cpus = placement()
+    pinned: dict[int, set[int]] = {}
+    done: dict[str, list[dict]] = {kind: [] for kind in TLS_PORTS}
+    try:
+        for kind, port in TLS_PORTS.items():
+            start_instance(container, f"tls-{kind}", TLS_CONF.replace("{port}", str(port)), files[kind])
+        pids = host_pids(container)
+        pinned = pin({kind: pids[f"tls-{kind}"] for kind in TLS_PORTS}, broker_cpus)
+        for number in range(1, settings.rounds + 1):
+            for kind, port in TLS_PORTS.items():
+                _say(f"bench-broker: round {number}/{settings.rounds}: TLS handshakes, {kind} certificate, "
+                     f"{settings.seconds:g} s ...")
+                out = in_netns(root, container, "rampart.tlsload",
+                               ["--host", "127.0.0.1", "--port", str(port), "--ca-file", str(ca_file),
+                                "--server-name", TLS_NAME, "--seconds", str(settings.seconds),
+                                "--processes", str(settings.processes), "--watch-pid", str(pids[f"tls-{kind}"])],
+                               generator_cpus, settings.seconds + 120)
+                if out["failed"] or out["handshakes_per_second"] <= 0:
+                    raise SystemExit(f"bench-broker: TLS handshakes with the {kind} certificate: "
+                                     f"{out['failed']} failed ({out['errors']})")
+                done[kind].append(out)
+    finally:
+        unpin(pinned)
+        stop_instances(container)
+    runs = {kind: {**sorted(results, key=lambda r: r["handshakes_per_second"])[len(results) // 2],
+                   "rounds_handshakes_per_second": [r["handshakes_per_second"] for r in results]}
+            for kind, results in done.items()}
+    for run in runs.values():
+        busy = run["broker_cpu_of_one_core"]
+        run["handshakes_per_listener_cpu_second"] = round(run["handshakes_per_second"] / busy) if busy else None
+    ecdsa, rsa_ = runs["ecdsa-p256"], runs["rsa-2048"]
+    return {"runs": runs, "goal": 2.0,
+            "ratio": round(ecdsa["handshakes_per_second"] / rsa_["handshakes_per_second"], 2),
+            "ratio_per_listener_cpu_second": round(ecdsa["handshakes_per_listener_cpu_second"]
+                                                   / rsa_["handshakes_per_listener_cpu_second"], 2)}
 
 
 def pair_files(work: Path, load_pairs: list[dict[str, str]]) -> dict[str, Path]:
@@ -205,7 +311,7 @@ def measure(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
         _say(f"bench-broker: adding {2 * settings.pairs} clients to {broker['name']} (playbooks/broker.yml) ...")
         bench_clients.converge(root, inv, work / "converge.log")
         _say("bench-broker: starting the plain broker (Debian's stock settings, 127.0.0.1:1883) ...")
-        start_plain(container)
+        start_instance(container, "plain", PLAIN_CONF)
         pids = host_pids(container)
         pinned = pin(pids, broker_cpus)
         to = targets(root, description, pids)
@@ -214,7 +320,7 @@ def measure(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
                                                                 generator_cpus))
     finally:
         unpin(pinned)
-        stop_plain(container)
+        stop_instances(container)
         _say("bench-broker: converging the lab's broker back to the lab's clients ...")
         bench_clients.converge(root, root / "inventories" / "lab", work / "restore.log")
     return {**asdict(settings), "runs": with_efficiency(runs),
@@ -257,7 +363,7 @@ def with_efficiency(runs: dict[str, dict[int, dict]]) -> dict[str, dict[int, dic
     return runs
 
 
-def report(result: dict[str, Any]) -> str:
+def report_load(result: dict[str, Any]) -> str:
     first = result["runs"]["plain"][0]
     lines = [f"{result['pairs']} publishers and {result['pairs']} subscribers (one topic per pair), "
              f"{first['payload_bytes']}-byte payloads, {result['seconds']:g} s per run, the median of "
@@ -294,12 +400,32 @@ def _spread(run: dict[str, Any]) -> str:
     return ", ".join(f"{v:,.0f}" for v in run["rounds_messages_per_second"])
 
 
+def report_handshakes(result: dict[str, Any]) -> str:
+    lines = ["TLS handshakes per second (full handshakes, no resumption; the same listener settings, only the "
+             "server certificate differs)", "",
+             "| certificate | handshakes/s (median) | every round | listener CPU, share of its core | "
+             "handshakes per listener CPU-second | generator CPU, share of its CPUs |", "|---|---|---|---|---|---|"]
+    for kind, run in result["runs"].items():
+        lines.append(f"| {kind} | {run['handshakes_per_second']:,.0f} | "
+                     f"{', '.join(f'{v:,.0f}' for v in run['rounds_handshakes_per_second'])} | "
+                     f"{run['broker_cpu_of_one_core']:.2f} | {run['handshakes_per_listener_cpu_second']:,} | "
+                     f"{run['generator_cpu_of_its_cpus']:.2f} |")
+    lines += ["", f"ECDSA P-256 / RSA-2048: **{result['ratio']:.2f}** measured, "
+                  f"{result['ratio_per_listener_cpu_second']:.2f} per listener CPU-second (goal >= {result['goal']:g})"]
+    return "\n".join(lines)
+
+
+REPORTS = {"load": report_load, "handshakes": report_handshakes}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench-broker", description=__doc__.split("\n\n")[0])
+    parser.add_argument("benchmarks", nargs="*", choices=[[], *REPORTS], metavar="BENCHMARK",
+                        help="load (hardened against plain) and/or handshakes (ECDSA against RSA); default both")
     parser.add_argument("--pairs", type=int, default=100, help="publisher/subscriber pairs (default 100)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run (default 10)")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="throughput runs per broker and QoS, taking turns; the median counts (default 3)")
+                        help="runs per broker and QoS or certificate, taking turns; the median counts (default 3)")
     parser.add_argument("--processes", type=int, default=2, help="generator processes (default 2)")
     parser.add_argument("--window", type=int, default=20,
                         help="messages in flight per pair in the throughput runs (default 20, at most the broker's "
@@ -320,12 +446,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, pairs=10, seconds=2.0, rounds=1)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="rampart-bench-broker-"))
     work.mkdir(parents=True, exist_ok=True)
+    measures = {"load": measure, "handshakes": measure_handshakes}
     try:
-        result = measure(root, settings, work)
+        result = {name: measures[name](root, settings, work) for name in args.benchmarks or REPORTS}
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(result) if args.json else report(result))
+    print(json.dumps(result) if args.json else "\n\n".join(REPORTS[name](r) for name, r in result.items()))
     return 0
 
 

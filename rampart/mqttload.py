@@ -294,7 +294,7 @@ def _process(load: Load, pairs: list[Pair], start_at, ready, out) -> None:
         out.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
-def _cpu_ticks(pid: int | None) -> int | None:
+def cpu_ticks(pid: int | None) -> int | None:
     if pid is None:
         return None
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -330,9 +330,9 @@ def run(load: Load) -> dict:
     start = time.monotonic_ns() + 200_000_000
     start_at.value = start
     time.sleep(max(0.0, (start - time.monotonic_ns()) / 1e9) + load.warmup)
-    broker0, machine0 = _cpu_ticks(load.watch_pid), _machine_ticks()
+    broker0, machine0 = cpu_ticks(load.watch_pid), _machine_ticks()
     time.sleep(load.seconds)
-    broker1, machine1 = _cpu_ticks(load.watch_pid), _machine_ticks()
+    broker1, machine1 = cpu_ticks(load.watch_pid), _machine_ticks()
     reports = [out.get(timeout=load.drain + 60) for _ in procs]
     for p in procs:
         p.join(timeout=10)
