@@ -1,4 +1,7 @@
-"""Benchmark: the hardened broker under load against the same Mosquitto with Debian's stock config (issue 13).
+"""Benchmarks of the broker itself (issue 13): ``load``, the hardened broker against a stock one, and ``handshakes``,
+TLS handshakes per second with an ECDSA P-256 against an RSA-2048 server certificate.
+
+``load``: the hardened broker under load against the same Mosquitto with Debian's stock config.
 
 On the lab (``scripts/lab up`` first), side by side in one run, on the same host and through the same path:
 
@@ -18,8 +21,16 @@ payload, and the report gives messages per second, p50 and p99 latency, the rati
 the broker was the bottleneck) and the generator's share of the machine.
 
 Every run is checked: no message lost, none out of order, every message in flight delivered after the publishers
-stop. ``--quick`` (10 pairs, 2 s) is what ``scripts/test`` runs so that the benchmark cannot rot; it checks the
-runs, never the figures.
+stop. Each figure is the median of ``--rounds`` runs, the two sides taking turns.
+
+``handshakes``: two more Mosquitto listeners in broker1's container, on loopback, with the same settings (TLS 1.2+,
+no client certificate) and a server certificate each from a throw-away CA, one ECDSA P-256, one RSA-2048 (the pki
+role itself refuses RSA-2048 and issues ECDSA). ``rampart.tlsload`` completes full handshakes (no resumption,
+the server verified against the CA and the name) as fast as it can; the report gives handshakes per second and per
+CPU-second of the listener, and fails the run on any failed handshake.
+
+``--quick`` (10 pairs, 2 s, one round) is what ``scripts/test`` runs so that the benchmarks cannot rot; it checks
+the runs, never the figures.
 """
 
 from __future__ import annotations

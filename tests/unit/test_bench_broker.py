@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import ssl
 import stat
+import threading
 
 from ansible_collections.rampart.mqtt.plugins.module_utils import mosquitto
+from cryptography.hazmat.primitives import serialization
 
-from rampart import bench_broker
+from rampart import bench_broker, tlsload
 from tests.unit.test_bench_clients import LISTENERS
 
 
@@ -34,3 +39,45 @@ def test_the_plain_brokers_pairs_carry_no_password_and_the_hardened_ones_are_pri
     assert stat.S_IMODE(files["hardened"].stat().st_mode) == 0o600
     assert json.loads(files["hardened"].read_text()) == pairs
     assert all("password" not in k for p in json.loads(files["plain"].read_text()) for k in p)
+
+
+def test_the_handshake_benchmarks_certificates_verify_and_the_generator_counts_real_handshakes(tmp_path):
+    """bench_certificates() against this machine's OpenSSL: each key type's server certificate completes real TLS
+    handshakes with tlsload on loopback (verified against the throw-away CA and the name), and a client that does
+    not trust that CA fails every one of them."""
+    ca_pem, files = bench_broker.bench_certificates()
+    (tmp_path / "ca.pem").write_bytes(ca_pem)
+    (tmp_path / "other-ca.pem").write_bytes(bench_broker.bench_certificates()[0])
+    for kind, pair in files.items():
+        for name, content in pair.items():
+            (tmp_path / f"{kind}-{name}").write_bytes(content)
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(tmp_path / f"{kind}-server.pem", tmp_path / f"{kind}-server.key")
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            port = listener.getsockname()[1]
+            stop = threading.Event()
+            thread = threading.Thread(target=_serve, args=(listener, server, stop), daemon=True)
+            thread.start()
+            try:
+                good = tlsload.run(tlsload.Handshakes("127.0.0.1", port, str(tmp_path / "ca.pem"),
+                                                      bench_broker.TLS_NAME, seconds=0.5, warmup=0.1, processes=1))
+                bad = tlsload.run(tlsload.Handshakes("127.0.0.1", port, str(tmp_path / "other-ca.pem"),
+                                                     bench_broker.TLS_NAME, seconds=0.3, warmup=0.1, processes=1))
+            finally:
+                stop.set()
+        assert good["handshakes_per_second"] > 0 and good["failed"] == 0, (kind, good)
+        assert bad["handshakes_per_second"] == 0 and bad["errors"].keys() == {"SSLCertVerificationError"}, (kind, bad)
+    key = serialization.load_pem_private_key(files["rsa-2048"]["server.key"], None)
+    assert key.key_size == 2048
+    assert serialization.load_pem_private_key(files["ecdsa-p256"]["server.key"], None).curve.name == "secp256r1"
+
+
+def _serve(listener: socket.socket, context: ssl.SSLContext, stop: threading.Event) -> None:
+    listener.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        with contextlib.suppress(OSError), conn, context.wrap_socket(conn, server_side=True):
+            pass
