@@ -5,6 +5,8 @@
   * a configuration the broker rejects fails the run and leaves the broker serving on its previous
     configuration, both when mosquitto's own parser rejects it and when the broker fails to start;
   * on a first deployment (no previous configuration) such a broker is stopped and disabled;
+  * a revoked device is refused, at a new handshake and when it resumes a TLS session it held before (the reload
+    replaces the session-ticket keys), while connected clients stay connected;
   * a certificate client removed from the inventory is revoked and its folder retired (review M3);
   * a changed limit in mosquitto.conf restarts the broker and is in force (SIGHUP would leave it as it was).
 """
@@ -170,6 +172,12 @@ def test_revocation_closes_the_loop_without_a_restart(tmp_path):
         victim_cert, victim_key = f"{cert_dir}/{victim['name']}/chain.pem", f"{cert_dir}/{victim['name']}/key.pem"
         port = broker["listeners"]["certificate"]
         assert probe(broker, port, certfile=victim_cert, keyfile=victim_key).accepted
+        # A TLS session the device could resume (the broker issues session tickets): resumption skips the
+        # certificate check, so after the revocation it must not be possible either.
+        device_tls = _device_context(victim_cert, victim_key)
+        tls_session = _tls_login(broker, port, device_tls, victim["name"])[1]
+        assert _tls_login(broker, port, device_tls, victim["name"], tls_session) == (True, 0), \
+            "resumption does not work before the revocation: the check after it would prove nothing"
         sessions = [open_session(broker, keeper), open_session(broker, admin)]
         run = converge({"mosquitto_clients": [*clients, {**victim, "revoked": True}]}, tmp_path)
         assert run.rc == 0, run.output[-3000:]
@@ -177,6 +185,8 @@ def test_revocation_closes_the_loop_without_a_restart(tmp_path):
         assert run.statuses("Restart mosquitto because") == {"skipped"}
         refused = probe(broker, port, certfile=victim_cert, keyfile=victim_key)
         assert refused.outcome in ("tls-error", "closed"), refused
+        resumed, connack = _tls_login(broker, port, device_tls, victim["name"], tls_session)
+        assert not resumed and connack != 0, "the revoked device resumed its TLS session and logged in"
         for s in sessions:
             assert not s.disconnected.is_set(), "a session was dropped by the revocation"
         topic = f"devices/{keeper['name']}/status"
@@ -190,6 +200,31 @@ def test_revocation_closes_the_loop_without_a_restart(tmp_path):
     finally:
         run = converge(None, tmp_path)
         assert run.rc == 0, run.output[-3000:]
+
+
+def _device_context(certfile: str, keyfile: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=LAB["ca_file"])
+    ctx.load_cert_chain(certfile, keyfile)
+    return ctx
+
+
+def _tls_login(broker: dict, port: int, ctx: ssl.SSLContext, client_id: str,
+               session: ssl.SSLSession | None = None) -> tuple[bool, object]:
+    """An MQTT 3.1.1 CONNECT over TLS with the device's context, offering ``session`` (from the same context) for
+    resumption: (whether the TLS session was resumed, the CONNACK code or None when the broker refused or closed).
+    Without ``session``, the second item is the new session itself, to resume later."""
+    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(client_id).to_bytes(2, "big") + client_id.encode()
+    try:
+        with socket.create_connection((broker["address"], port), timeout=10) as raw, \
+                ctx.wrap_socket(raw, server_hostname=broker["tls_server_name"], session=session) as tls:
+            tls.sendall(b"\x10" + bytes([len(body)]) + body)
+            tls.settimeout(10)
+            connack = tls.recv(4)
+            if session is None:
+                return False, tls.session
+            return tls.session_reused, (connack[3] if len(connack) == 4 and connack[0] == 0x20 else None)
+    except (ssl.SSLError, OSError):
+        return False, None
 
 
 def test_a_certificate_client_removed_from_the_inventory_is_refused_and_its_folder_retired(tmp_path):
