@@ -280,7 +280,7 @@ def targets(root: Path, description: dict[str, Any], pids: dict[str, int]) -> di
         "hardened": {"name": "hardened", "host": broker["address"], "port": broker["port"],
                      "ca_file": str(root / ".lab" / description["ca_file"]),
                      "server_name": broker["tls_server_name"], "pid": pids["hardened"]},
-        "plain": {"name": "plain", "host": "127.0.0.1", "port": PLAIN_PORT, "pid": pids["plain"]},
+        "plain": {"name": "plain", "host": "127.0.0.1", "port": PLAIN_PORT, "pid": pids.get("plain")},
     }
 
 
@@ -306,6 +306,7 @@ class Settings:
     processes: int = 2
     window: int = 20
     rounds: int = 3
+    quick: bool = False
 
 
 def measure(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
@@ -407,6 +408,65 @@ def report_load(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+ACL_PAIRS = 5
+ACL_FILLER = {"full": 2500, "quick": 100}  # fleet clients: 4 ACL lines each (user, write, read, blank)
+
+
+def acl_lines(container: str) -> int:
+    return len(exec_in(container, "cat", "/etc/mosquitto/acl").stdout.splitlines())
+
+
+def measure_acl(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
+    """QoS 1 messages per second of the hardened broker with its ACL file small (the lab's clients and
+    ``ACL_PAIRS`` pairs) and then with about 10,000 lines more (made-up clients that take no part), the rounds of
+    one size before the other's (each size is a converge)."""
+    description = json.loads((root / ".lab" / "lab.json").read_text())
+    container = description["brokers"][0]["container"]
+    clients, load_pairs = bench_clients_for(ACL_PAIRS, secrets.token_hex(3))
+    files = pair_files(work, load_pairs)
+    filler = bench_clients.fleet(ACL_FILLER["quick" if settings.quick else "full"])
+    broker_cpus, generator_cpus = placement()
+    sizes: dict[str, dict[str, Any]] = {}
+    pinned: dict[int, set[int]] = {}
+    try:
+        for size, extra in (("small", []), ("large", filler)):
+            inv = bench_clients.lab_inventory_with(root, work, f"bench-acl-{size}", clients + extra)
+            _say(f"bench-broker: ACL {size}: {len(clients + extra)} clients added to the lab's (playbooks/broker.yml)"
+                 " ...")
+            bench_clients.converge(root, inv, work / f"acl-{size}.log")
+            pids = host_pids(container)
+            unpin(pinned)
+            pinned = pin({"hardened": pids["hardened"]}, broker_cpus)
+            target = targets(root, description, pids)["hardened"]
+            results = []
+            for number in range(1, settings.rounds + 1):
+                _say(f"bench-broker: ACL {size}, round {number}/{settings.rounds}: QoS 1, {ACL_PAIRS} pairs, "
+                     f"{settings.seconds:g} s ...")
+                results.append(load(root, container, target, files["hardened"], 1, settings.seconds,
+                                    settings.processes, settings.window, generator_cpus))
+            ordered = sorted(results, key=lambda r: r["messages_per_second"])
+            sizes[size] = {**ordered[len(ordered) // 2], "acl_lines": acl_lines(container),
+                           "rounds_messages_per_second": [r["messages_per_second"] for r in results]}
+    finally:
+        unpin(pinned)
+        _say("bench-broker: converging the lab's broker back to the lab's clients ...")
+        bench_clients.converge(root, root / "inventories" / "lab", work / "restore.log")
+    return {"sizes": sizes, "pairs": ACL_PAIRS, "seconds": settings.seconds,
+            "ratio": round(sizes["large"]["messages_per_second"] / sizes["small"]["messages_per_second"], 2)}
+
+
+def report_acl(result: dict[str, Any]) -> str:
+    lines = [f"The hardened broker's QoS 1 messages per second, {result['pairs']} pairs, {result['seconds']:g} s per "
+             "run, with a small and a large ACL file", "",
+             "| ACL file | lines | messages/s (median) | every round | broker CPU, share of its core |",
+             "|---|---|---|---|---|"]
+    for size, run in result["sizes"].items():
+        lines.append(f"| {size} | {run['acl_lines']:,} | {run['messages_per_second']:,.0f} | {_spread(run)} | "
+                     f"{run['broker_cpu_of_one_core']:.2f} |")
+    lines += ["", f"large / small: **{result['ratio']:.2f}**"]
+    return "\n".join(lines)
+
+
 def _spread(run: dict[str, Any]) -> str:
     return ", ".join(f"{v:,.0f}" for v in run["rounds_messages_per_second"])
 
@@ -426,13 +486,14 @@ def report_handshakes(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-REPORTS = {"load": report_load, "handshakes": report_handshakes}
+REPORTS = {"load": report_load, "handshakes": report_handshakes, "acl": report_acl}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench-broker", description=__doc__.split("\n\n")[0])
     parser.add_argument("benchmarks", nargs="*", choices=[[], *REPORTS], metavar="BENCHMARK",
-                        help="load (hardened against plain) and/or handshakes (ECDSA against RSA); default both")
+                        help="load (hardened against plain), handshakes (ECDSA against RSA), acl (10,000 ACL lines "
+                             "against a few); default all three")
     parser.add_argument("--pairs", type=int, default=100, help="publisher/subscriber pairs (default 100)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run (default 10)")
     parser.add_argument("--rounds", type=int, default=3,
@@ -454,10 +515,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(pairs=args.pairs, seconds=args.seconds, processes=args.processes, window=args.window,
                         rounds=args.rounds)
     if args.quick:
-        settings = replace(settings, pairs=10, seconds=2.0, rounds=1)
+        settings = replace(settings, pairs=10, seconds=2.0, rounds=1, quick=True)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="rampart-bench-broker-"))
     work.mkdir(parents=True, exist_ok=True)
-    measures = {"load": measure, "handshakes": measure_handshakes}
+    measures = {"load": measure, "handshakes": measure_handshakes, "acl": measure_acl}
     try:
         result = {name: measures[name](root, settings, work) for name in args.benchmarks or REPORTS}
     finally:
