@@ -32,8 +32,12 @@ CPU-second of the listener, and fails the run on any failed handshake.
 ``acl``: the hardened broker's QoS 1 rate (5 pairs) with its ACL file small, then with 2,500 made-up clients more
 (about 10,000 lines), converged in between.
 
-``--quick`` (10 pairs, 2 s, one round; 100 made-up clients for ``acl``) is what ``scripts/test`` runs so that the benchmarks cannot rot; it checks
-the runs, never the figures.
+``storm``: a restart of the hardened broker with 2,000 sessions connected from 20 source addresses of this machine
+on the lab network (``rampart.stormload``, through the firewall): the time until every session is back, and the
+SYNs the firewall's per-source rate limit and connection cap dropped on the way (their counters).
+
+``--quick`` (10 pairs, 2 s, one round; 100 made-up clients for ``acl``; 100 sessions from 4 addresses for ``storm``)
+is what ``scripts/test`` runs so that the benchmarks cannot rot; it checks the runs, never the figures.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import ipaddress
 import json
 import os
 import secrets
@@ -53,6 +58,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -470,6 +476,102 @@ def report_acl(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+STORM = {"full": (2000, 20), "quick": (100, 4)}  # sessions, source addresses
+FIREWALL_SETS = {"rate": "@mqtt_rate_v4", "cap": "@mqtt_conn_v4"}
+
+
+def firewall_drops(container: str) -> dict[str, int]:
+    """The packets the firewall's per-source MQTT rate limit and connection cap dropped so far (their counters)."""
+    drops = dict.fromkeys(FIREWALL_SETS, 0)
+    for line in exec_in(container, "nft", "list", "ruleset").stdout.splitlines():
+        for name, marker in FIREWALL_SETS.items():
+            if marker in line and "counter packets" in line:
+                drops[name] += int(line.split("counter packets")[1].split()[0])
+    return drops
+
+
+@contextlib.contextmanager
+def source_addresses(broker_address: str, count: int):
+    """``count`` more addresses of this machine on the lab network the broker is on (the top of its subnet), so the
+    storm comes from several sources as a fleet does; removed afterwards."""
+    route = json.loads(subprocess.run(["ip", "-j", "route", "get", broker_address], capture_output=True, text=True,
+                                      check=True).stdout)[0]
+    net = ipaddress.ip_network(f"{route['prefsrc']}/24", strict=False)
+    addresses = [str(net.network_address + 250 - i) for i in range(count)]
+    added = []
+    try:
+        for address in addresses:
+            subprocess.run(["ip", "addr", "add", f"{address}/{net.prefixlen}", "dev", route["dev"]], check=True,
+                           capture_output=True)
+            added.append(address)
+        yield addresses
+    finally:
+        for address in added:
+            subprocess.run(["ip", "addr", "del", f"{address}/{net.prefixlen}", "dev", route["dev"]], check=False,
+                           capture_output=True)
+
+
+def measure_storm(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
+    """A broker restart with every session connected: how long until all are back, and what the firewall's
+    per-source rate limit and connection cap dropped on the way (issue 13's reconnect storm)."""
+    description = json.loads((root / ".lab" / "lab.json").read_text())
+    broker = description["brokers"][0]
+    sessions, sources = STORM["quick" if settings.quick else "full"]
+    clients = [{"name": f"storm-{i:05d}", "auth": "password", "password": f"storm-{secrets.token_urlsafe(12)}",
+                "publish": ["storm/%u"]} for i in range(sessions)]
+    inv = bench_clients.lab_inventory_with(root, work, f"bench-storm-{sessions}", clients)
+    (inv / "group_vars" / "brokers").mkdir(exist_ok=True)
+    (inv / "group_vars" / "brokers" / "bench-storm.yml").write_text(
+        f"mosquitto_max_connections: {max(1000, sessions + 100)}\n")
+    clients_file = work / "storm-clients.json"
+    clients_file.write_text(json.dumps([[c["name"], c["password"]] for c in clients]))
+    clients_file.chmod(0o600)
+    try:
+        _say(f"bench-broker: storm: adding {sessions} clients to {broker['name']} (playbooks/broker.yml) ...")
+        bench_clients.converge(root, inv, work / "storm.log")
+        with source_addresses(broker["address"], sources) as addresses:
+            before = firewall_drops(broker["container"])
+            _say(f"bench-broker: storm: {sessions} sessions from {sources} addresses, then a restart of mosquitto ...")
+            cmd = [str(root / ".venv" / "bin" / "python"), "-m", "rampart.stormload", "--host", broker["address"],
+                   "--port", str(broker["port"]), "--ca-file", str(root / ".lab" / description["ca_file"]),
+                   "--server-name", broker["tls_server_name"], "--clients", str(clients_file),
+                   "--sources", ",".join(addresses),
+                   "--restart", json.dumps(["docker", "exec", broker["container"], "systemctl", "restart",
+                                            "mosquitto"])]
+            res = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=1800, check=False)
+            after = firewall_drops(broker["container"])
+    finally:
+        _say("bench-broker: converging the lab's broker back to the lab's clients ...")
+        bench_clients.converge(root, root / "inventories" / "lab", work / "restore.log")
+    try:
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise SystemExit(f"bench-broker: the storm failed (rc={res.returncode}):\n{res.stderr[-3000:]}") from None
+    if "error" in out or out["never_back"]:
+        raise SystemExit(f"bench-broker: the storm: {out.get('error') or str(out['never_back']) + ' never came back'}")
+    perimeter = yaml.safe_load((root / "inventories/lab/group_vars/perimeter/nftables.yml").read_text())
+    return {**out, "firewall_drops": {k: after[k] - before[k] for k in after},
+            "limits": {k: perimeter.get(f"perimeter_mqtt_{k}") for k in ("rate", "burst", "max_connections")}}
+
+
+def report_storm(result: dict[str, Any]) -> str:
+    limits = result["limits"]
+    failed = ", ".join(f"{k} {v:,}" for k, v in sorted(result["failed_attempts"].items())) or "none"
+    return "\n".join([
+        f"Reconnect storm: {result['sessions']:,} sessions from {result['sources']} source addresses, the lab's "
+        f"firewall (per source: {limits['rate']}/minute, burst {limits['burst']}, at most "
+        f"{limits['max_connections']} connections), then `systemctl restart mosquitto`", "",
+        "| | figure |", "|---|---|",
+        f"| first connect of every session | {result['first_connect_seconds']:.1f} s |",
+        f"| restart until every session was back | **{result['all_back_seconds']:.1f} s** |",
+        f"| restart until half / 90 % were back | {result['back_p50_seconds']:.1f} s / "
+        f"{result['back_p90_seconds']:.1f} s |",
+        f"| failed attempts on the way | {failed} |",
+        f"| SYNs the firewall dropped: rate limit / connection cap | {result['firewall_drops']['rate']:,} / "
+        f"{result['firewall_drops']['cap']:,} |",
+    ])
+
+
 def _spread(run: dict[str, Any]) -> str:
     return ", ".join(f"{v:,.0f}" for v in run["rounds_messages_per_second"])
 
@@ -489,14 +591,14 @@ def report_handshakes(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-REPORTS = {"load": report_load, "handshakes": report_handshakes, "acl": report_acl}
+REPORTS = {"load": report_load, "handshakes": report_handshakes, "acl": report_acl, "storm": report_storm}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench-broker", description=__doc__.split("\n\n")[0])
     parser.add_argument("benchmarks", nargs="*", choices=[[], *REPORTS], metavar="BENCHMARK",
                         help="load (hardened against plain), handshakes (ECDSA against RSA), acl (10,000 ACL lines "
-                             "against a few); default all three")
+                             "against a few), storm (a restart with 2,000 sessions connected); default all")
     parser.add_argument("--pairs", type=int, default=100, help="publisher/subscriber pairs (default 100)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run (default 10)")
     parser.add_argument("--rounds", type=int, default=3,
@@ -521,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, pairs=10, seconds=2.0, rounds=1, quick=True)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="rampart-bench-broker-"))
     work.mkdir(parents=True, exist_ok=True)
-    measures = {"load": measure, "handshakes": measure_handshakes, "acl": measure_acl}
+    measures = {"load": measure, "handshakes": measure_handshakes, "acl": measure_acl, "storm": measure_storm}
     try:
         result = {name: measures[name](root, settings, work) for name in args.benchmarks or REPORTS}
     finally:
