@@ -32,11 +32,12 @@ CPU-second of the listener, and fails the run on any failed handshake.
 ``acl``: the hardened broker's QoS 1 rate (5 pairs) with its ACL file small, then with 2,500 made-up clients more
 (about 10,000 lines), converged in between.
 
-``storm``: a restart of the hardened broker with 2,000 sessions connected from 20 source addresses of this machine
-on the lab network (``rampart.stormload``, through the firewall): the time until every session is back, and the
-SYNs the firewall's per-source rate limit and connection cap dropped on the way (their counters).
+``storm``: a restart of the hardened broker with 2,000 sessions connected from 100 source addresses of this machine
+on the lab network (``--per-source``, default 20), through the firewall (``rampart.stormload``): the time until
+every session is back, the SYNs the firewall's per-source rate limit and connection cap dropped on the way (their
+counters), and the sources fail2ban banned (which are unbanned afterwards).
 
-``--quick`` (10 pairs, 2 s, one round; 100 made-up clients for ``acl``; 100 sessions from 4 addresses for ``storm``)
+``--quick`` (10 pairs, 2 s, one round; 100 made-up clients for ``acl``; 100 sessions, 20 per address, for ``storm``)
 is what ``scripts/test`` runs so that the benchmarks cannot rot; it checks the runs, never the figures.
 """
 
@@ -316,6 +317,7 @@ class Settings:
     window: int = 20
     rounds: int = 3
     quick: bool = False
+    per_source: int = 20  # storm sessions per source address
 
 
 def measure(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
@@ -476,7 +478,17 @@ def report_acl(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-STORM = {"full": (2000, 20), "quick": (100, 4)}  # sessions, source addresses
+STORM = {"full": 2000, "quick": 100}  # sessions
+JAILS = ("rampart-mosquitto-auth", "rampart-mosquitto-flood")
+
+
+def jail_bans(container: str) -> dict[str, int]:
+    """Each fail2ban jail's "Total banned" so far (jails that do not run count 0)."""
+    bans = {}
+    for jail in JAILS:
+        out = exec_in(container, "fail2ban-client", "status", jail, check=False).stdout
+        bans[jail] = next((int(line.rsplit(maxsplit=1)[1]) for line in out.splitlines() if "Total banned" in line), 0)
+    return bans
 FIREWALL_SETS = {"rate": "@mqtt_rate_v4", "cap": "@mqtt_conn_v4"}
 
 
@@ -497,6 +509,8 @@ def source_addresses(broker_address: str, count: int):
     route = json.loads(subprocess.run(["ip", "-j", "route", "get", broker_address], capture_output=True, text=True,
                                       check=True).stdout)[0]
     net = ipaddress.ip_network(f"{route['prefsrc']}/24", strict=False)
+    if count > 100:  # .151-.250: above the lab's own addresses
+        raise SystemExit(f"bench-broker: {count} source addresses asked for; at most 100 (raise --per-source)")
     addresses = [str(net.network_address + 250 - i) for i in range(count)]
     added = []
     try:
@@ -516,7 +530,8 @@ def measure_storm(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
     per-source rate limit and connection cap dropped on the way (issue 13's reconnect storm)."""
     description = json.loads((root / ".lab" / "lab.json").read_text())
     broker = description["brokers"][0]
-    sessions, sources = STORM["quick" if settings.quick else "full"]
+    sessions = STORM["quick" if settings.quick else "full"]
+    sources = max(1, sessions // settings.per_source)
     clients = [{"name": f"storm-{i:05d}", "auth": "password", "password": f"storm-{secrets.token_urlsafe(12)}",
                 "publish": ["storm/%u"]} for i in range(sessions)]
     inv = bench_clients.lab_inventory_with(root, work, f"bench-storm-{sessions}", clients)
@@ -530,7 +545,7 @@ def measure_storm(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
         _say(f"bench-broker: storm: adding {sessions} clients to {broker['name']} (playbooks/broker.yml) ...")
         bench_clients.converge(root, inv, work / "storm.log")
         with source_addresses(broker["address"], sources) as addresses:
-            before = firewall_drops(broker["container"])
+            before, bans_before = firewall_drops(broker["container"]), jail_bans(broker["container"])
             _say(f"bench-broker: storm: {sessions} sessions from {sources} addresses, then a restart of mosquitto ...")
             cmd = [str(root / ".venv" / "bin" / "python"), "-m", "rampart.stormload", "--host", broker["address"],
                    "--port", str(broker["port"]), "--ca-file", str(root / ".lab" / description["ca_file"]),
@@ -539,7 +554,8 @@ def measure_storm(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
                    "--restart", json.dumps(["docker", "exec", broker["container"], "systemctl", "restart",
                                             "mosquitto"])]
             res = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=1800, check=False)
-            after = firewall_drops(broker["container"])
+            after, bans_after = firewall_drops(broker["container"]), jail_bans(broker["container"])
+            exec_in(broker["container"], "fail2ban-client", "unban", *addresses, check=False)
     finally:
         _say("bench-broker: converging the lab's broker back to the lab's clients ...")
         bench_clients.converge(root, root / "inventories" / "lab", work / "restore.log")
@@ -547,10 +563,15 @@ def measure_storm(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
         out = json.loads(res.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         raise SystemExit(f"bench-broker: the storm failed (rc={res.returncode}):\n{res.stderr[-3000:]}") from None
-    if "error" in out or out["never_back"]:
-        raise SystemExit(f"bench-broker: the storm: {out.get('error') or str(out['never_back']) + ' never came back'}")
+    if "error" in out:
+        raise SystemExit(f"bench-broker: the storm: {out['error']}")
+    drops = {k: after[k] - before[k] for k in after}
+    bans = {k: bans_after[k] - bans_before[k] for k in bans_after}
+    if (out["never_in"] or out["never_back"]) and not (any(drops.values()) or any(bans.values())):
+        raise SystemExit(f"bench-broker: the storm: {out['never_in']} sessions never got in and {out['never_back']} "
+                         "never came back, and neither the firewall nor fail2ban refused any")
     perimeter = yaml.safe_load((root / "inventories/lab/group_vars/perimeter/nftables.yml").read_text())
-    return {**out, "firewall_drops": {k: after[k] - before[k] for k in after},
+    return {**out, "firewall_drops": drops, "bans": bans, "per_source": settings.per_source,
             "limits": {k: perimeter.get(f"perimeter_mqtt_{k}") for k in ("rate", "burst", "max_connections")}}
 
 
@@ -558,18 +579,26 @@ def report_storm(result: dict[str, Any]) -> str:
     limits = result["limits"]
     failed = ", ".join(f"{k} {v:,}" for k, v in sorted(result["failed_attempts"].items())) or "none"
     return "\n".join([
-        f"Reconnect storm: {result['sessions']:,} sessions from {result['sources']} source addresses, the lab's "
+        f"Reconnect storm: {result['sessions']:,} sessions from {result['sources']} source addresses "
+        f"({result['per_source']} each), the lab's "
         f"firewall (per source: {limits['rate']}/minute, burst {limits['burst']}, at most "
         f"{limits['max_connections']} connections), then `systemctl restart mosquitto`", "",
         "| | figure |", "|---|---|",
         f"| first connect of every session | {result['first_connect_seconds']:.1f} s |",
-        f"| restart until every session was back | **{result['all_back_seconds']:.1f} s** |",
+        f"| sessions that never got in / never came back | {result['never_in']:,} / {result['never_back']:,} |",
+        f"| restart until every session was back | **{_seconds(result['all_back_seconds'])}** |",
         f"| restart until half / 90 % were back | {result['back_p50_seconds']:.1f} s / "
         f"{result['back_p90_seconds']:.1f} s |",
         f"| failed attempts on the way | {failed} |",
         f"| SYNs the firewall dropped: rate limit / connection cap | {result['firewall_drops']['rate']:,} / "
         f"{result['firewall_drops']['cap']:,} |",
+        f"| sources fail2ban banned: failed logins / connection flood | "
+        f"{result['bans']['rampart-mosquitto-auth']} / {result['bans']['rampart-mosquitto-flood']} |",
     ])
+
+
+def _seconds(value: float | None) -> str:
+    return "never (see the line above)" if value is None else f"{value:.1f} s"
 
 
 def _spread(run: dict[str, Any]) -> str:
@@ -607,6 +636,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=20,
                         help="messages in flight per pair in the throughput runs (default 20, at most the broker's "
                              "max_inflight_messages)")
+    parser.add_argument("--per-source", type=int, default=20,
+                        help="storm: sessions per source address (default 20: sites behind NAT)")
     parser.add_argument("--quick", action="store_true",
                         help="10 pairs, 2 s per run, one round (what scripts/test runs)")
     parser.add_argument("--workdir", type=Path, help="work directory, kept (default: a temporary one, removed)")
@@ -618,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("nsenter") is None:
         raise SystemExit("bench-broker: nsenter (util-linux) is missing; install it")
     settings = Settings(pairs=args.pairs, seconds=args.seconds, processes=args.processes, window=args.window,
-                        rounds=args.rounds)
+                        rounds=args.rounds, per_source=args.per_source)
     if args.quick:
         settings = replace(settings, pairs=10, seconds=2.0, rounds=1, quick=True)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="rampart-bench-broker-"))
