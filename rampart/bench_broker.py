@@ -318,6 +318,7 @@ class Settings:
     rounds: int = 3
     quick: bool = False
     per_source: int = 20  # storm sessions per source address
+    limits: str = "lab"  # the storm's firewall limits: the lab's, or Rampart's defaults
 
 
 def measure(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
@@ -480,6 +481,9 @@ def report_acl(result: dict[str, Any]) -> str:
 
 STORM = {"full": 2000, "quick": 100}  # sessions
 JAILS = ("rampart-mosquitto-auth", "rampart-mosquitto-flood")
+# The per-source MQTT limits of the firewall (roles/wiring/vars/main.yml), which the lab's inventory raises.
+DEFAULT_LIMITS = {"perimeter_mqtt_rate": 60, "perimeter_mqtt_burst": 30, "perimeter_mqtt_max_connections": 100}
+LAB_LIMITS = tuple(DEFAULT_LIMITS)
 
 
 def jail_bans(container: str) -> dict[str, int]:
@@ -535,6 +539,10 @@ def measure_storm(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
     clients = [{"name": f"storm-{i:05d}", "auth": "password", "password": f"storm-{secrets.token_urlsafe(12)}",
                 "publish": ["storm/%u"]} for i in range(sessions)]
     inv = bench_clients.lab_inventory_with(root, work, f"bench-storm-{sessions}", clients)
+    firewall = inv / "group_vars" / "perimeter" / "nftables.yml"
+    if settings.limits == "defaults":  # the lab's per-source MQTT limits out: the roles' defaults apply
+        values = yaml.safe_load(firewall.read_text())
+        firewall.write_text(yaml.safe_dump({k: v for k, v in values.items() if k not in LAB_LIMITS}))
     (inv / "group_vars" / "brokers").mkdir(exist_ok=True)
     (inv / "group_vars" / "brokers" / "bench-storm.yml").write_text(
         f"mosquitto_max_connections: {max(1000, sessions + 100)}\n")
@@ -542,6 +550,10 @@ def measure_storm(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
     clients_file.write_text(json.dumps([[c["name"], c["password"]] for c in clients]))
     clients_file.chmod(0o600)
     try:
+        if settings.limits == "defaults":
+            _say("bench-broker: storm: the firewall with Rampart's default per-source limits (site.yml --tags "
+                 "nftables) ...")
+            bench_clients.converge(root, inv, work / "storm-firewall.log", "site.yml", "--tags", "nftables")
         _say(f"bench-broker: storm: adding {sessions} clients to {broker['name']} (playbooks/broker.yml) ...")
         bench_clients.converge(root, inv, work / "storm.log")
         with source_addresses(broker["address"], sources) as addresses:
@@ -559,6 +571,10 @@ def measure_storm(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
     finally:
         _say("bench-broker: converging the lab's broker back to the lab's clients ...")
         bench_clients.converge(root, root / "inventories" / "lab", work / "restore.log")
+        if settings.limits == "defaults":
+            _say("bench-broker: the lab's firewall back to the lab's limits ...")
+            bench_clients.converge(root, root / "inventories" / "lab", work / "restore-firewall.log", "site.yml",
+                                   "--tags", "nftables")
     try:
         out = json.loads(res.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
@@ -570,9 +586,9 @@ def measure_storm(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
     if (out["never_in"] or out["never_back"]) and not (any(drops.values()) or any(bans.values())):
         raise SystemExit(f"bench-broker: the storm: {out['never_in']} sessions never got in and {out['never_back']} "
                          "never came back, and neither the firewall nor fail2ban refused any")
-    perimeter = yaml.safe_load((root / "inventories/lab/group_vars/perimeter/nftables.yml").read_text())
+    used = {**DEFAULT_LIMITS, **{k: v for k, v in yaml.safe_load(firewall.read_text()).items() if k in LAB_LIMITS}}
     return {**out, "firewall_drops": drops, "bans": bans, "per_source": settings.per_source,
-            "limits": {k: perimeter.get(f"perimeter_mqtt_{k}") for k in ("rate", "burst", "max_connections")}}
+            "limits_from": settings.limits, "limits": {k.removeprefix("perimeter_mqtt_"): v for k, v in used.items()}}
 
 
 def report_storm(result: dict[str, Any]) -> str:
@@ -580,9 +596,9 @@ def report_storm(result: dict[str, Any]) -> str:
     failed = ", ".join(f"{k} {v:,}" for k, v in sorted(result["failed_attempts"].items())) or "none"
     return "\n".join([
         f"Reconnect storm: {result['sessions']:,} sessions from {result['sources']} source addresses "
-        f"({result['per_source']} each), the lab's "
-        f"firewall (per source: {limits['rate']}/minute, burst {limits['burst']}, at most "
-        f"{limits['max_connections']} connections), then `systemctl restart mosquitto`", "",
+        f"({result['per_source']} each), the firewall with {_whose(result)} limits (per source: "
+        f"{limits['rate']}/minute, burst {limits['burst']}, at most {limits['max_connections']} connections), "
+        "then `systemctl restart mosquitto`", "",
         "| | figure |", "|---|---|",
         f"| first connect of every session | {result['first_connect_seconds']:.1f} s |",
         f"| sessions that never got in / never came back | {result['never_in']:,} / {result['never_back']:,} |",
@@ -595,6 +611,10 @@ def report_storm(result: dict[str, Any]) -> str:
         f"| sources fail2ban banned: failed logins / connection flood | "
         f"{result['bans']['rampart-mosquitto-auth']} / {result['bans']['rampart-mosquitto-flood']} |",
     ])
+
+
+def _whose(result: dict[str, Any]) -> str:
+    return "the lab's" if result["limits_from"] == "lab" else "Rampart's default"
 
 
 def _seconds(value: float | None) -> str:
@@ -638,6 +658,9 @@ def main(argv: list[str] | None = None) -> int:
                              "max_inflight_messages)")
     parser.add_argument("--per-source", type=int, default=20,
                         help="storm: sessions per source address (default 20: sites behind NAT)")
+    parser.add_argument("--limits", choices=["lab", "defaults"], default="lab",
+                        help="storm: the firewall's per-source limits, the lab's (default) or Rampart's defaults "
+                             "(the firewall is converged with them for the run and back afterwards)")
     parser.add_argument("--quick", action="store_true",
                         help="10 pairs, 2 s per run, one round (what scripts/test runs)")
     parser.add_argument("--workdir", type=Path, help="work directory, kept (default: a temporary one, removed)")
@@ -649,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("nsenter") is None:
         raise SystemExit("bench-broker: nsenter (util-linux) is missing; install it")
     settings = Settings(pairs=args.pairs, seconds=args.seconds, processes=args.processes, window=args.window,
-                        rounds=args.rounds, per_source=args.per_source)
+                        rounds=args.rounds, per_source=args.per_source, limits=args.limits)
     if args.quick:
         settings = replace(settings, pairs=10, seconds=2.0, rounds=1, quick=True)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="rampart-bench-broker-"))

@@ -65,17 +65,17 @@ def lab_inventory_with(root: Path, work: Path, name: str, clients: list[dict[str
     return target
 
 
-def converge(root: Path, inv: Path, log: Path) -> tuple[float, int]:
-    """playbooks/broker.yml against ``inv``: (wall seconds, tasks changed on the brokers). Raises on failure."""
+def converge(root: Path, inv: Path, log: Path, playbook: str = "broker.yml", *extra: str) -> tuple[float, int]:
+    """playbooks/<playbook> (broker.yml) against ``inv``: (wall seconds, tasks changed). Raises on failure."""
     lab.use_project(root)
-    cmd = [lab.venv_bin("ansible-playbook"), "-i", str(inv), str(root / "playbooks" / "broker.yml")]
+    cmd = [lab.venv_bin("ansible-playbook"), "-i", str(inv), str(root / "playbooks" / playbook), *extra]
     start = time.perf_counter()
     run = results.run(cmd, env=lab.ansible_env(), cwd=root)
     elapsed = time.perf_counter() - start
     log.write_text(run.output)
     if run.rc != 0 or run.failures:
         tail = "\n".join(run.output.splitlines()[-30:])
-        raise SystemExit(f"bench-clients: playbooks/broker.yml failed (rc={run.rc}); see {log}\n{tail}")
+        raise SystemExit(f"bench: playbooks/{playbook} failed (rc={run.rc}); see {log}\n{tail}")
     return elapsed, run.changed
 
 

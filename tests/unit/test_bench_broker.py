@@ -9,10 +9,12 @@ import ssl
 import stat
 import threading
 
+import yaml
 from ansible_collections.rampart.mqtt.plugins.module_utils import mosquitto
 from cryptography.hazmat.primitives import serialization
 
 from rampart import bench_broker, tlsload
+from tests.support import REPO
 from tests.unit.test_bench_clients import LISTENERS
 
 
@@ -81,3 +83,13 @@ def _serve(listener: socket.socket, context: ssl.SSLContext, stop: threading.Eve
             continue
         with contextlib.suppress(OSError), conn, context.wrap_socket(conn, server_side=True):
             pass
+
+
+def test_the_storms_default_limits_are_the_ones_the_wiring_applies():
+    """bench-broker storm --limits defaults reports the per-source limits the firewall gets without the lab's
+    overrides: they must be the wiring's defaults, and the lab's inventory must set exactly those keys."""
+    wiring = (REPO / "roles/wiring/vars/main.yml").read_text()
+    for key, value in bench_broker.DEFAULT_LIMITS.items():
+        assert f"{key} | default({value})" in wiring, key
+    lab = yaml.safe_load((REPO / "inventories/lab/group_vars/perimeter/nftables.yml").read_text())
+    assert set(bench_broker.LAB_LIMITS) <= set(lab)
