@@ -529,6 +529,31 @@ def source_addresses(broker_address: str, count: int):
                            capture_output=True)
 
 
+def storm_inventory(root: Path, work: Path, settings: Settings, clients: list[dict[str, Any]]) -> Path:
+    """The lab's inventory with the storm's clients, room for them on the broker, and (``--limits defaults``)
+    without the lab's per-source MQTT limits, so the roles' defaults apply."""
+    inv = bench_clients.lab_inventory_with(root, work, f"bench-storm-{len(clients)}", clients)
+    firewall = inv / "group_vars" / "perimeter" / "nftables.yml"
+    if settings.limits == "defaults":
+        values = yaml.safe_load(firewall.read_text())
+        firewall.write_text(yaml.safe_dump({k: v for k, v in values.items() if k not in LAB_LIMITS}))
+    (inv / "group_vars" / "brokers").mkdir(exist_ok=True)
+    (inv / "group_vars" / "brokers" / "bench-storm.yml").write_text(
+        f"mosquitto_max_connections: {max(1000, len(clients) + 100)}\n")
+    return inv
+
+
+def run_storm(root: Path, description: dict[str, Any], clients_file: Path,
+              addresses: list[str]) -> subprocess.CompletedProcess:
+    broker = description["brokers"][0]
+    cmd = [str(root / ".venv" / "bin" / "python"), "-m", "rampart.stormload", "--host", broker["address"],
+           "--port", str(broker["port"]), "--ca-file", str(root / ".lab" / description["ca_file"]),
+           "--server-name", broker["tls_server_name"], "--clients", str(clients_file),
+           "--sources", ",".join(addresses),
+           "--restart", json.dumps(["docker", "exec", broker["container"], "systemctl", "restart", "mosquitto"])]
+    return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=1800, check=False)
+
+
 def measure_storm(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
     """A broker restart with every session connected: how long until all are back, and what the firewall's
     per-source rate limit and connection cap dropped on the way (issue 13's reconnect storm)."""
@@ -538,14 +563,8 @@ def measure_storm(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
     sources = max(1, sessions // settings.per_source)
     clients = [{"name": f"storm-{i:05d}", "auth": "password", "password": f"storm-{secrets.token_urlsafe(12)}",
                 "publish": ["storm/%u"]} for i in range(sessions)]
-    inv = bench_clients.lab_inventory_with(root, work, f"bench-storm-{sessions}", clients)
+    inv = storm_inventory(root, work, settings, clients)
     firewall = inv / "group_vars" / "perimeter" / "nftables.yml"
-    if settings.limits == "defaults":  # the lab's per-source MQTT limits out: the roles' defaults apply
-        values = yaml.safe_load(firewall.read_text())
-        firewall.write_text(yaml.safe_dump({k: v for k, v in values.items() if k not in LAB_LIMITS}))
-    (inv / "group_vars" / "brokers").mkdir(exist_ok=True)
-    (inv / "group_vars" / "brokers" / "bench-storm.yml").write_text(
-        f"mosquitto_max_connections: {max(1000, sessions + 100)}\n")
     clients_file = work / "storm-clients.json"
     clients_file.write_text(json.dumps([[c["name"], c["password"]] for c in clients]))
     clients_file.chmod(0o600)
@@ -559,13 +578,7 @@ def measure_storm(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
         with source_addresses(broker["address"], sources) as addresses:
             before, bans_before = firewall_drops(broker["container"]), jail_bans(broker["container"])
             _say(f"bench-broker: storm: {sessions} sessions from {sources} addresses, then a restart of mosquitto ...")
-            cmd = [str(root / ".venv" / "bin" / "python"), "-m", "rampart.stormload", "--host", broker["address"],
-                   "--port", str(broker["port"]), "--ca-file", str(root / ".lab" / description["ca_file"]),
-                   "--server-name", broker["tls_server_name"], "--clients", str(clients_file),
-                   "--sources", ",".join(addresses),
-                   "--restart", json.dumps(["docker", "exec", broker["container"], "systemctl", "restart",
-                                            "mosquitto"])]
-            res = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=1800, check=False)
+            res = run_storm(root, description, clients_file, addresses)
             after, bans_after = firewall_drops(broker["container"]), jail_bans(broker["container"])
             exec_in(broker["container"], "fail2ban-client", "unban", *addresses, check=False)
     finally:
