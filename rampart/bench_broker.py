@@ -65,7 +65,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from rampart import bench_clients, harness, project
+from rampart import bench_clients, harness
 
 BENCH_DIR = "/var/lib/rampart-bench"  # the extra brokers' directories in the broker container, removed after the run
 PLAIN_PORT = 1883
@@ -676,12 +676,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(the firewall is converged with them for the run and back afterwards)")
     parser.add_argument("--quick", action="store_true",
                         help="10 pairs, 2 s per run, one round (what scripts/test runs)")
-    parser.add_argument("--workdir", type=Path, help="work directory, kept (default: a temporary one, removed)")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    bench_clients.work_arguments(parser)
     args = parser.parse_args(argv)
-    root = project.find()
-    if not (root / ".lab" / "lab.json").exists():
-        raise SystemExit("bench-broker: no lab is up (.lab/lab.json is missing); run scripts/lab up first")
+    root = bench_clients.lab_root("bench-broker")
     if shutil.which("nsenter") is None:
         raise SystemExit("bench-broker: nsenter (util-linux) is missing; install it")
     settings = Settings(pairs=args.pairs, seconds=args.seconds, processes=args.processes, window=args.window,

@@ -106,17 +106,28 @@ def scale(counts: list[int], work: Path, root: Path) -> dict[str, Any]:
             "first_ratio": round(large["first_seconds"] / small["first_seconds"], 2)}
 
 
+def work_arguments(parser: argparse.ArgumentParser) -> None:
+    """--workdir and --json, as every lab benchmark takes them."""
+    parser.add_argument("--workdir", type=Path, help="work directory, kept (default: a temporary one, removed)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+
+
+def lab_root(prog: str) -> Path:
+    """The checkout, with its lab up (a benchmark that needs the lab stops here, saying how to start it)."""
+    root = project.find()
+    if not (root / ".lab" / "lab.json").exists():
+        raise SystemExit(f"{prog}: no lab is up (.lab/lab.json is missing); run scripts/lab up first")
+    return root
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench-clients", description=__doc__.split("\n\n")[0])
     parser.add_argument("--counts", type=parse_counts, default=[10, 10000], metavar="N1,N2[,...]",
                         help="client counts (default 10,10000)")
     parser.add_argument("--quick", action="store_true", help="N=10 and 100 (what scripts/test runs)")
-    parser.add_argument("--workdir", type=Path, help="work directory, kept (default: a temporary one, removed)")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    work_arguments(parser)
     args = parser.parse_args(argv)
-    root = project.find()
-    if not (root / ".lab" / "lab.json").exists():
-        raise SystemExit("bench-clients: no lab is up (.lab/lab.json is missing); run scripts/lab up first")
+    root = lab_root("bench-clients")
     counts = [10, 100] if args.quick else args.counts
     work = args.workdir or Path(tempfile.mkdtemp(prefix="rampart-bench-clients-"))
     work.mkdir(parents=True, exist_ok=True)

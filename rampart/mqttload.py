@@ -333,14 +333,31 @@ def run(load: Load) -> dict:
     broker0, machine0 = cpu_ticks(load.watch_pid), _machine_ticks()
     time.sleep(load.seconds)
     broker1, machine1 = cpu_ticks(load.watch_pid), _machine_ticks()
-    reports = [out.get(timeout=load.drain + 60) for _ in procs]
+    reports = collect(procs, out, load.drain + 60, "mqttload")
+    busy = None if broker0 is None else (broker1 - broker0) / os.sysconf("SC_CLK_TCK") / load.seconds
+    return figures(load, count, reports, busy, (machine1[0] - machine0[0]) / max(1, machine1[1] - machine0[1]))
+
+
+def collect(procs: list, out, timeout: float, who: str) -> list[dict]:
+    """Each worker process's report, after which the processes are joined; a worker's error fails the run."""
+    reports = [out.get(timeout=timeout) for _ in procs]
     for p in procs:
         p.join(timeout=10)
     errors = [r["error"] for r in reports if "error" in r]
     if errors:
-        raise RuntimeError("mqttload: " + "; ".join(errors))
-    busy = None if broker0 is None else (broker1 - broker0) / os.sysconf("SC_CLK_TCK") / load.seconds
-    return figures(load, count, reports, busy, (machine1[0] - machine0[0]) / max(1, machine1[1] - machine0[1]))
+        raise RuntimeError(f"{who}: " + "; ".join(errors))
+    return reports
+
+
+def broker_arguments(parser: argparse.ArgumentParser, *, tls_required: bool) -> None:
+    """The broker a generator loads: --host, --port, --ca-file and --server-name (TLS)."""
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ca-file", required=tls_required,
+                        help="TLS, verifying the broker against this CA" + ("" if tls_required else
+                                                                            " (plain TCP without it)"))
+    parser.add_argument("--server-name", required=tls_required,
+                        help="the name the broker's certificate must carry")
 
 
 def figures(load: Load, processes: int, reports: list[dict], broker_busy: float | None, machine_busy: float) -> dict:
@@ -370,13 +387,10 @@ def figures(load: Load, processes: int, reports: list[dict], broker_busy: float 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rampart.mqttload", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", required=True)
-    parser.add_argument("--port", type=int, required=True)
+    broker_arguments(parser, tls_required=False)
     parser.add_argument("--pairs", type=Path, required=True,
                         help="a JSON file: a list of {publisher, subscriber, topic[, publisher_password, "
                              "subscriber_password]}")
-    parser.add_argument("--ca-file", help="TLS, verifying the broker against this CA (plain TCP without it)")
-    parser.add_argument("--server-name", help="the name the broker's certificate must carry (default: --host)")
     parser.add_argument("--qos", type=int, choices=[0, 1], default=0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=1.0)

@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from rampart.mqttload import connect_packet, percentile
+from rampart.mqttload import broker_arguments, collect, connect_packet, percentile
 
 
 @dataclass(frozen=True)
@@ -179,12 +179,7 @@ def run(storm: Storm) -> dict:
     if storm.restart:
         subprocess.run(list(storm.restart), check=True, capture_output=True, timeout=120)
     restarted_at.value = restart_ns
-    reports = [out.get(timeout=storm.give_up + 120) for _ in procs]
-    for p in procs:
-        p.join(timeout=10)
-    errors = [r["error"] for r in reports if "error" in r]
-    if errors:
-        raise RuntimeError("stormload: " + "; ".join(errors))
+    reports = collect(procs, out, storm.give_up + 120, "stormload")
     back = [b for r in reports for b in r["back"]]
     missing = sum(b is None for b in back)
     delays = [(b - restart_ns) / 1e9 for b in back if b is not None]
@@ -203,10 +198,7 @@ def run(storm: Storm) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rampart.stormload", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ca-file", required=True)
-    parser.add_argument("--server-name", required=True)
+    broker_arguments(parser, tls_required=True)
     parser.add_argument("--clients", required=True, help="a JSON file: [[name, password], ...]")
     parser.add_argument("--sources", default="", help="comma-separated local addresses to connect from")
     parser.add_argument("--restart", default="", help="the command that restarts the broker (JSON list)")

@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from rampart.mqttload import cpu_ticks
+from rampart.mqttload import broker_arguments, collect, cpu_ticks
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,7 @@ def run(load: Handshakes) -> dict:
     broker0 = cpu_ticks(load.watch_pid)
     time.sleep(load.seconds)
     broker1 = cpu_ticks(load.watch_pid)
-    reports = [out.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(timeout=10)
+    reports = collect(procs, out, 60, "tlsload")
     errors: dict[str, int] = {}
     for r in reports:
         for k, v in r["errors"].items():
@@ -98,10 +96,7 @@ def run(load: Handshakes) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rampart.tlsload", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ca-file", required=True)
-    parser.add_argument("--server-name", required=True)
+    broker_arguments(parser, tls_required=True)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--watch-pid", type=int)
