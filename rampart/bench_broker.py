@@ -262,12 +262,9 @@ def measure_handshakes(root: Path, settings: Settings, work: Path) -> dict[str, 
     finally:
         unpin(pinned)
         stop_instances(container)
-    runs = {kind: {**sorted(results, key=lambda r: r["handshakes_per_second"])[len(results) // 2],
-                   "rounds_handshakes_per_second": [r["handshakes_per_second"] for r in results]}
-            for kind, results in done.items()}
+    runs = {kind: median_run(results, "handshakes_per_second") for kind, results in done.items()}
     for run in runs.values():
-        busy = run["broker_cpu_of_one_core"]
-        run["handshakes_per_listener_cpu_second"] = round(run["handshakes_per_second"] / busy) if busy else None
+        run["handshakes_per_listener_cpu_second"] = per_cpu_second(run["handshakes_per_second"], run)
     ecdsa, rsa_ = runs["ecdsa-p256"], runs["rsa-2048"]
     return {"runs": runs, "goal": 2.0,
             "ratio": round(ecdsa["handshakes_per_second"] / rsa_["handshakes_per_second"], 2),
@@ -369,9 +366,7 @@ def rounds(settings: Settings, run) -> dict[str, dict[int, dict]]:
     for (name, qos), results in done.items():
         _say(f"bench-broker: {name}, QoS {qos}, {settings.seconds:g} s at one message in flight per pair ...")
         light = run(name, qos, 1)
-        ordered = sorted(results, key=lambda r: r["messages_per_second"])
-        runs[name][qos] = {**ordered[len(ordered) // 2],
-                           "rounds_messages_per_second": [r["messages_per_second"] for r in results],
+        runs[name][qos] = {**median_run(results, "messages_per_second"),
                            **{f"light_{k}": light[k] for k in ("messages_per_second", "latency_p50_ms",
                                                                 "latency_p99_ms")}}
     return runs
@@ -382,9 +377,20 @@ def with_efficiency(runs: dict[str, dict[int, dict]]) -> dict[str, dict[int, dic
     whichever side (broker or generator) limited the run."""
     for side in runs.values():
         for r in side.values():
-            busy = r["broker_cpu_of_one_core"]
-            r["messages_per_broker_cpu_second"] = round(r["messages_per_second"] / busy) if busy else None
+            r["messages_per_broker_cpu_second"] = per_cpu_second(r["messages_per_second"], r)
     return runs
+
+
+def median_run(results: list[dict], key: str) -> dict:
+    """The run with the median ``key`` of the rounds, with every round's ``key`` as ``rounds_<key>``."""
+    ordered = sorted(results, key=lambda r: r[key])
+    return {**ordered[len(ordered) // 2], f"rounds_{key}": [r[key] for r in results]}
+
+
+def per_cpu_second(rate: float, run: dict) -> int | None:
+    """``rate`` per CPU-second of the broker (or listener) the run watched."""
+    busy = run["broker_cpu_of_one_core"]
+    return round(rate / busy) if busy else None
 
 
 def report_load(result: dict[str, Any]) -> str:
@@ -456,9 +462,7 @@ def measure_acl(root: Path, settings: Settings, work: Path) -> dict[str, Any]:
                      f"{settings.seconds:g} s ...")
                 results.append(load(root, container, target, files["hardened"], 1, settings.seconds,
                                     settings.processes, settings.window, generator_cpus))
-            ordered = sorted(results, key=lambda r: r["messages_per_second"])
-            sizes[size] = {**ordered[len(ordered) // 2], "acl_lines": acl_lines(container),
-                           "rounds_messages_per_second": [r["messages_per_second"] for r in results]}
+            sizes[size] = {**median_run(results, "messages_per_second"), "acl_lines": acl_lines(container)}
     finally:
         unpin(pinned)
         _say("bench-broker: converging the lab's broker back to the lab's clients ...")
@@ -634,8 +638,8 @@ def _seconds(value: float | None) -> str:
     return "never (see the line above)" if value is None else f"{value:.1f} s"
 
 
-def _spread(run: dict[str, Any]) -> str:
-    return ", ".join(f"{v:,.0f}" for v in run["rounds_messages_per_second"])
+def _spread(run: dict[str, Any], key: str = "messages_per_second") -> str:
+    return ", ".join(f"{v:,.0f}" for v in run[f"rounds_{key}"])
 
 
 def report_handshakes(result: dict[str, Any]) -> str:
@@ -645,7 +649,7 @@ def report_handshakes(result: dict[str, Any]) -> str:
              "handshakes per listener CPU-second | generator CPU, share of its CPUs |", "|---|---|---|---|---|---|"]
     for kind, run in result["runs"].items():
         lines.append(f"| {kind} | {run['handshakes_per_second']:,.0f} | "
-                     f"{', '.join(f'{v:,.0f}' for v in run['rounds_handshakes_per_second'])} | "
+                     f"{_spread(run, 'handshakes_per_second')} | "
                      f"{run['broker_cpu_of_one_core']:.2f} | {run['handshakes_per_listener_cpu_second']:,} | "
                      f"{run['generator_cpu_of_its_cpus']:.2f} |")
     lines += ["", f"ECDSA P-256 / RSA-2048: **{result['ratio']:.2f}** measured, "
