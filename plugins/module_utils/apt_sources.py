@@ -57,6 +57,22 @@ def parse_deb822(text: str) -> list[dict]:
     return entries
 
 
+_LISTING_RE = re.compile(r"^(/etc/apt/sources[.]list(?:[.]d/[^/:]+[.](?:list|sources))?):(.*)$")
+
+
+def from_listing(listing: str) -> dict[str, str]:
+    """Each file apt reads, with its text, from ``grep -rH '' /etc/apt/sources.list /etc/apt/sources.list.d``
+    (one ``path:line`` per line: every file in one command), in the order apt reads them: sources.list first,
+    then sources.list.d's ``*.list`` and ``*.sources`` by name. Other names (foo.list.save...) are left out."""
+    lines: dict[str, list[str]] = {}
+    for line in listing.splitlines():
+        match = _LISTING_RE.match(line)
+        if match:
+            lines.setdefault(match.group(1), []).append(match.group(2))
+    order = sorted(lines, key=lambda path: (path != SOURCES_LIST, path))
+    return {path: "\n".join(lines[path]) + "\n" for path in order}
+
+
 def parse(path: str, text: str) -> list[dict]:
     """Entries of one apt sources file, by its name (``*.sources``: deb822; anything else: one-line)."""
     return parse_deb822(text) if path.endswith(".sources") else parse_one_line(text)

@@ -6,8 +6,6 @@ managed host (filter rampart.mqtt.debian_archive, the backports source).
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 from ansible_collections.rampart.mqtt.plugins.filter import apt as apt_filter
 from ansible_collections.rampart.mqtt.plugins.module_utils import apt_sources
@@ -76,11 +74,25 @@ def test_the_first_file_apt_reads_wins():
     assert apt_sources.debian_archive(files, "bookworm") == f"{MIRROR}-other"
 
 
-def test_filter_reads_slurp_results():
-    slurped = [{"source": "/etc/apt/sources.list.d/debian.sources", "item": "/etc/apt/sources.list.d/debian.sources",
-                "content": base64.b64encode(DEB822.encode()).decode()}]
-    assert apt_filter.debian_archive(slurped, "bookworm") == MIRROR
-    assert apt_filter.debian_archive(slurped, "trixie") == ""
+def _listing(files: dict[str, str]) -> str:
+    """What grep -rH '' prints for these files: path:line for each line."""
+    return "".join(f"{path}:{line}\n" for path, text in files.items() for line in text.splitlines())
+
+
+def test_filters_read_the_hosts_grep_listing_in_apts_order():
+    files = {"/etc/apt/sources.list.d/zz.sources": DEB822.replace(MIRROR, f"{MIRROR}-late"),
+             "/etc/apt/sources.list.d/debian.sources": DEB822,
+             "/etc/apt/sources.list.d/old.list.save": ONE_LINE.replace(MIRROR, f"{MIRROR}-saved"),
+             "/etc/apt/preferences.d/pin": "Package: *"}
+    read = apt_filter.apt_sources(_listing(files))
+    assert list(read) == ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list.d/zz.sources"]
+    assert read["/etc/apt/sources.list.d/debian.sources"].rstrip("\n") == DEB822.rstrip("\n")
+    assert apt_filter.debian_archive(read, "bookworm") == MIRROR
+    assert apt_filter.debian_archive(read, "trixie") == ""
+    listed_first = apt_filter.apt_sources(_listing({"/etc/apt/sources.list.d/a.list": ONE_LINE.replace(MIRROR, "x"),
+                                                    "/etc/apt/sources.list": ONE_LINE}))
+    assert next(iter(listed_first)) == "/etc/apt/sources.list"
+    assert apt_filter.debian_archive(listed_first, "bookworm") == MIRROR
 
 
 @pytest.fixture
