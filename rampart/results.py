@@ -159,3 +159,44 @@ def run(cmd: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path |
                                  text=True, timeout=timeout, check=False)
             rc, output = res.returncode, res.stdout
         return PlaybookResult(rc, output, read(path))
+
+
+class Running:
+    """An ansible-playbook run started in the background (``start()``): the caller does other work, polls
+    ``done()``, then ``wait()``s for its PlaybookResult. The output goes to a file, so a long run never blocks on
+    a full pipe."""
+
+    def __init__(self, cmd: Sequence[str], *, env: Mapping[str, str] | None = None,
+                 cwd: Path | str | None = None) -> None:
+        self._scratch = tempfile.TemporaryDirectory(prefix="rampart-results-")
+        self._path = Path(self._scratch.name) / "results.jsonl"
+        self._output = open(Path(self._scratch.name) / "output.txt", "w+")  # noqa: SIM115 (closed by wait())
+        full_env = callback_env(os.environ if env is None else env, self._path)
+        self._proc = subprocess.Popen(list(cmd), cwd=cwd, env=full_env, stdout=self._output,
+                                      stderr=subprocess.STDOUT, text=True)
+
+    def done(self) -> bool:
+        return self._proc.poll() is not None
+
+    def stop(self) -> None:
+        """End the run early (what it reported so far is still read by ``wait()``)."""
+        if not self.done():
+            self._proc.terminate()
+
+    def wait(self, timeout: float | None = None) -> PlaybookResult:
+        try:
+            rc = self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            rc = self._proc.wait()
+        self._output.seek(0)
+        result = PlaybookResult(rc, self._output.read(), read(self._path))
+        self._output.close()
+        self._scratch.cleanup()
+        return result
+
+
+def start(cmd: Sequence[str], *, env: Mapping[str, str] | None = None,
+          cwd: Path | str | None = None) -> Running:
+    """``run()`` without waiting: the callback is enabled the same way."""
+    return Running(cmd, env=env, cwd=cwd)

@@ -224,10 +224,12 @@ def wg_key_problem(value: object) -> str | None:
     return None if len(raw) == 32 else "is not a 32-byte key"
 
 
-def write_private(path: Path, data: bytes | str) -> None:
-    """Write a file readable by its owner only (0600), in a directory only its owner may enter (0700)."""
+def write_private(path: Path, data: bytes | str, private_dir: bool = True) -> None:
+    """Write a file readable by its owner only (0600), atomically, in a directory only its owner may enter (0700;
+    with ``private_dir=False`` an existing directory keeps its mode, a missing one is still made 0700)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.parent.chmod(0o700)
+    if private_dir:
+        path.parent.chmod(0o700)
     payload = data.encode() if isinstance(data, str) else data
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -6,7 +6,8 @@
   scripts/audit lint /etc/mosquitto/mosquitto.conf /etc/mosquitto/acl --admin ops   # offline, see lint --help
 
 Exit codes: 0 clean, 1 findings, 2 could not audit (the message names the cause and the fix).
-The check-mode run (drift) and the read-only collection run side by side; the posture probes follow.
+One ansible-playbook run: the hosts read (playbooks/audit.yml), then site.yml in check mode (drift:
+playbooks/audit_drift.yml); the posture probes run as soon as the hosts are read, beside the check-mode part.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import os
 import shutil
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
@@ -83,19 +83,25 @@ def context(args: argparse.Namespace, workdir: Path) -> Context:
 
 def audit_deployment(ctx: Context) -> tuple[list, dict]:
     wants_drift = ctx.wants("DRIFT-TASK", "basic") if ctx.only else "DRIFT-TASK" not in ctx.skip
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        checking = pool.submit(drift.check_mode_run, ctx) if wants_drift else None
-        progress("reading the hosts (playbooks/audit.yml) beside site.yml --check --diff")
-        collected = collect.collect(ctx)
+    progress("reading the hosts (playbooks/audit_drift.yml: audit.yml, then site.yml --check --diff)" if wants_drift
+             else "reading the hosts (playbooks/audit.yml)")
+    running = collect.start(ctx, wants_drift)
+    try:
+        collected = collect.collect(ctx, running)
         progress("probing the brokers from outside")
         findings = posture.run(ctx, collected.description, collected.profiles)
         findings += hostchecks.run(ctx, collected)
-        if checking is not None:
-            progress("waiting for site.yml --check --diff")
-        check_run = checking.result() if checking is not None else None
-    if check_run is None:
+    except BaseException:
+        running.stop()
+        raise
+    if wants_drift and not running.done():
+        progress("waiting for site.yml --check --diff")
+    run = running.wait(timeout=1800)
+    if not wants_drift:
         ctx.skip = ctx.skip | {"DRIFT-TASK"}
-    findings += drift.run(ctx, collected, check_run)
+    elif run.rc != 0:
+        raise collect.explain(run, "site.yml --check --diff")
+    findings += drift.run(ctx, collected, run if wants_drift else None)
     return findings, collected.profiles
 
 

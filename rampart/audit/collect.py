@@ -1,8 +1,10 @@
 """Read the deployment for the audit: playbooks/audit.yml (read-only), results read through the callback.
 
-``collect(ctx)`` returns the description (the .lab/lab.json schema, with the clients' passwords, kept in
-the audit's private temporary directory), each host's facts (playbooks/files/audit_facts.py) and each host's
-declared profile. A run that cannot read a host raises AuditError (exit 2) with the cause and the fix.
+``start(ctx, drift)`` starts the audit's one run (with the drift check, site.yml in check mode follows the
+reading: playbooks/audit_drift.yml). As soon as every host is read, ``collect(ctx, running)`` returns the
+description (the .lab/lab.json schema, with the clients' passwords, kept in the audit's private temporary
+directory), each host's facts (playbooks/files/audit_facts.py) and each host's declared profile. A run that
+cannot read a host raises AuditError (exit 2) with the cause and the fix.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,15 +75,29 @@ def explain(run: results.PlaybookResult, what: str) -> AuditError:
     return AuditError(f"{what}: {error.group(1) if error else f'ansible-playbook exited {run.rc}'}")
 
 
-def collect(ctx: Context) -> Collected:
+def start(ctx: Context, drift: bool) -> results.Running:
+    """The audit's one ansible-playbook run: playbooks/audit_drift.yml with --check --diff (the hosts read, then
+    site.yml in check mode) when the drift check is wanted, playbooks/audit.yml alone when it is not."""
+    extra = ["-e", f"rampart_audit_dir={ctx.workdir}"]
+    playbook = "audit_drift.yml" if drift else "audit.yml"
+    cmd = playbook_cmd(ctx, playbook, *extra, *(["--check", "--diff"] if drift else []))
+    return results.start(cmd, env=ansible_env(ctx), cwd=ctx.project)
+
+
+def collect(ctx: Context, running: results.Running, timeout: float = 900) -> Collected:
+    """What the run read, as soon as it says every host is read (hosts.json); the run goes on. A run that
+    ends first, or could not read a host, is stopped and explained (AuditError)."""
     workdir = ctx.workdir
-    cmd = playbook_cmd(ctx, "audit.yml", "-e", f"rampart_audit_dir={workdir}")
-    run = results.run(cmd, env=ansible_env(ctx), cwd=ctx.project, timeout=900)
-    if run.rc != 0:
-        raise explain(run, "reading the deployment (playbooks/audit.yml)")
-    description = json.loads((workdir / "description.json").read_text())
-    facts = {p.stem: json.loads(p.read_text()) for p in workdir.glob("*.json") if p.stem != "description"}
     inventory = _inventory(ctx)
+    read, deadline = workdir / "hosts.json", time.monotonic() + timeout
+    while not read.exists() and not running.done() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    hosts = json.loads(read.read_text()) if read.exists() else None
+    if hosts is None or set(hosts["read"]) != set(hosts["all"]):
+        running.stop()
+        raise explain(running.wait(timeout=60), "reading the deployment (playbooks/audit.yml)")
+    description = json.loads((workdir / "description.json").read_text())
+    facts = hosts["facts"]
     hostvars = inventory.get("_meta", {}).get("hostvars", {})
     profiles = {host: str(hostvars.get(host, {}).get("rampart_profile", DEFAULT_PROFILE)) for host in facts}
     groups = {name: sorted(_hosts(inventory, name)) for name in inventory if name != "_meta"}

@@ -14,7 +14,7 @@ import re
 
 from rampart import results
 
-from .collect import Collected, ansible_env, declared_ports, explain, playbook_cmd
+from .collect import Collected, declared_ports
 from .model import Context, Finding, Location
 
 REDACTED = "<redacted>"
@@ -25,20 +25,13 @@ SECRET_PATTERNS = [
 ]
 
 
-def check_mode_run(ctx: Context) -> results.PlaybookResult:
-    cmd = playbook_cmd(ctx, "site.yml", "--check", "--diff")
-    run = results.run(cmd, env=ansible_env(ctx), cwd=ctx.project, timeout=1800)
-    if run.rc != 0:
-        raise explain(run, "site.yml --check --diff")
-    return run
-
-
-def run(ctx: Context, collected: Collected, check_run: results.PlaybookResult | None = None) -> list[Finding]:
-    """DRIFT-* findings. ``check_run`` is the check-mode run when the caller already has it (run concurrently)."""
+def run(ctx: Context, collected: Collected, check_run: results.PlaybookResult | None) -> list[Finding]:
+    """DRIFT-* findings. ``check_run`` is the audit's run (playbooks/audit_drift.yml, with site.yml in check mode);
+    None when DRIFT-TASK is not wanted."""
     findings: list[Finding] = []
     profile = collected.profiles
     if any(ctx.wants("DRIFT-TASK", ctx.profile or profile.get(h, "enhanced")) for h in collected.facts):
-        findings += task_findings(ctx, check_run or check_mode_run(ctx), collected)
+        findings += task_findings(ctx, check_run, collected)
     for host, facts in sorted(collected.facts.items()):
         level = ctx.profile or profile.get(host, "enhanced")
         if ctx.wants("DRIFT-LISTENER", level):
