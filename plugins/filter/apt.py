@@ -1,10 +1,12 @@
-"""Filters over a managed host's apt sources (the mosquitto role's backports source); logic in module_utils."""
+"""Filters over a managed host's apt sources (the mosquitto role's backports source) and over what it has installed
+and running (playbooks/prepare.yml); logic in module_utils."""
 
 from __future__ import annotations
 
 from ansible_collections.rampart.mqtt.plugins.module_utils.lazy import LazyModule
 
 _apt_sources = LazyModule("apt_sources")
+_host_state = LazyModule("host_state")
 
 
 def apt_sources(listing):
@@ -18,6 +20,13 @@ def debian_archive(files, suite):
     return _apt_sources.debian_archive(files, suite) or ""
 
 
+def host_state(listing):
+    """{'packages': [...], 'enabled': [...], 'running': [...]}: the packages installed, the services enabled, and
+    those both active and enabled, from
+    the output of playbooks/prepare.yml's one command (module_utils/host_state.py)."""
+    return _host_state.parse(listing)
+
+
 class FilterModule:
     def filters(self):
-        return {"apt_sources": apt_sources, "debian_archive": debian_archive}
+        return {"apt_sources": apt_sources, "debian_archive": debian_archive, "host_state": host_state}

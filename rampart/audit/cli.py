@@ -18,6 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -102,6 +103,7 @@ def audit_deployment(ctx: Context) -> tuple[list, dict]:
     elif run.rc != 0:
         raise collect.explain(run, "site.yml --check --diff")
     findings += drift.run(ctx, collected, run if wants_drift else None)
+    progress("writing the report")
     return findings, collected.profiles
 
 
@@ -115,8 +117,12 @@ def audit_target(ctx: Context, args: argparse.Namespace) -> tuple[list, dict]:
     return posture.run(ctx, description, {args.target: profile}), {args.target: profile}
 
 
+STARTED = time.monotonic()
+
+
 def progress(message: str) -> None:
-    print(f"audit: {message}", file=sys.stderr, flush=True)
+    """One line on stderr, with the seconds since the audit started (where an operator's CI job spends its time)."""
+    print(f"audit: {time.monotonic() - STARTED:5.1f} s  {message}", file=sys.stderr, flush=True)
 
 
 def write(rep: report.Report, pairs: list[tuple[str, str]]) -> None:
