@@ -1,0 +1,101 @@
+"""Benchmark: what a fresh lab, its idempotent re-run and its audit cost, side by side (issues 10 and 13).
+
+Each round, on this machine: ``scripts/lab down``, then, each timed from outside as an operator runs it,
+
+a. **fresh**: ``scripts/lab up`` (every container created, site.yml converged from scratch);
+b. **re-run**: ``scripts/lab up --assert-unchanged`` (nothing created, changed=0, or the benchmark stops);
+c. **audit**: ``scripts/audit`` (it must find nothing: exit 0, or the benchmark stops).
+
+Prints each round and the two ratios the issues set goals for, each taken within a round (the machine's speed
+drifts between rounds; a ratio of two runs made minutes apart keeps its meaning) and summarised by the median:
+re-run / fresh (issue 13: at most 0.40) and audit / fresh (issue 10: below 1/3). The lab is left up and converged.
+Every run's output is a log in the work directory. It checks the runs; no test asserts the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rampart import project
+
+GOALS = {"rerun_ratio": 0.40, "audit_ratio": 1 / 3}
+
+
+def timed(root: Path, cmd: list[str], log: Path, what: str) -> float:
+    """Run ``cmd`` (a scripts/ command) in ``root``; its wall seconds. Stops the benchmark when it fails."""
+    start = time.perf_counter()
+    with log.open("w") as out:
+        proc = subprocess.run(cmd, cwd=root, stdout=out, stderr=subprocess.STDOUT, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-20:])
+        raise SystemExit(f"bench-lab: {what} failed (exit {proc.returncode}); see {log}\n{tail}")
+    return elapsed
+
+
+def one_round(root: Path, work: Path, n: int) -> dict[str, float]:
+    _say(f"bench-lab: round {n}: scripts/lab down, then a fresh scripts/lab up ...")
+    subprocess.run(["scripts/lab", "down"], cwd=root, stdout=subprocess.DEVNULL, check=True)
+    fresh = timed(root, ["scripts/lab", "up"], work / f"round{n}-fresh.log", "the fresh scripts/lab up")
+    _say(f"bench-lab: round {n}: re-run (scripts/lab up --assert-unchanged) ...")
+    rerun = timed(root, ["scripts/lab", "up", "--assert-unchanged"], work / f"round{n}-rerun.log",
+                  "the re-run (it must create nothing and change nothing)")
+    _say(f"bench-lab: round {n}: scripts/audit ...")
+    audit = timed(root, ["scripts/audit"], work / f"round{n}-audit.log", "the audit (it must find nothing)")
+    return {"fresh_seconds": round(fresh, 2), "rerun_seconds": round(rerun, 2), "audit_seconds": round(audit, 2),
+            "rerun_ratio": round(rerun / fresh, 3), "audit_ratio": round(audit / fresh, 3)}
+
+
+def summary(rounds: list[dict[str, float]]) -> dict[str, Any]:
+    """The rounds and the median of each figure and of each round's ratios."""
+    keys = ["fresh_seconds", "rerun_seconds", "audit_seconds", "rerun_ratio", "audit_ratio"]
+    return {"rounds": rounds, "median": {k: round(statistics.median(r[k] for r in rounds), 3) for k in keys},
+            "goals": {k: round(v, 3) for k, v in GOALS.items()}}
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = []
+    for n, r in enumerate(result["rounds"], 1):
+        lines.append(f"round {n}: fresh {r['fresh_seconds']:6.1f} s   re-run {r['rerun_seconds']:6.1f} s "
+                     f"({r['rerun_ratio']:.2f})   audit {r['audit_seconds']:6.1f} s ({r['audit_ratio']:.2f})")
+    med, goals = result["median"], result["goals"]
+    lines.append(f"median re-run / fresh: {med['rerun_ratio']:.2f} (issue 13: at most {goals['rerun_ratio']:.2f})")
+    lines.append(f"median audit / fresh: {med['audit_ratio']:.2f} (issue 10: below {goals['audit_ratio']:.2f})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench-lab", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3; about 2.5 minutes each)")
+    parser.add_argument("--workdir", type=Path, help="work directory, kept (default: a temporary one, removed)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    root = project.find()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="rampart-bench-lab-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        result = summary([one_round(root, work, n) for n in range(1, args.rounds + 1)])
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result) if args.json else report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

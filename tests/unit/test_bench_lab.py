@@ -1,0 +1,24 @@
+"""scripts/bench-lab's summary: ratios taken within each round, then the median (the runs are benchmarks, never
+tests: this checks the arithmetic and the report, not any figure of this machine)."""
+
+from __future__ import annotations
+
+from rampart import bench_lab
+
+
+def test_each_ratio_is_taken_within_its_round_and_summarised_by_the_median():
+    rounds = [{"fresh_seconds": 100.0, "rerun_seconds": 30.0, "audit_seconds": 25.0},
+              {"fresh_seconds": 50.0, "rerun_seconds": 30.0, "audit_seconds": 20.0},
+              {"fresh_seconds": 80.0, "rerun_seconds": 24.0, "audit_seconds": 40.0}]
+    for r in rounds:
+        r.update(rerun_ratio=r["rerun_seconds"] / r["fresh_seconds"],
+                 audit_ratio=r["audit_seconds"] / r["fresh_seconds"])
+    result = bench_lab.summary(rounds)
+    # Per round: 0.3, 0.6, 0.3 and 0.25, 0.4, 0.5; the median of the ratios, not the ratio of the medians (0.375).
+    assert result["median"]["rerun_ratio"] == 0.3
+    assert result["median"]["audit_ratio"] == 0.4
+    assert result["median"]["fresh_seconds"] == 80.0
+    text = bench_lab.report(result)
+    assert "round 2: fresh   50.0 s   re-run   30.0 s (0.60)   audit   20.0 s (0.40)" in text
+    assert "median audit / fresh: 0.40 (issue 10: below 0.33)" in text
+    assert "median re-run / fresh: 0.30 (issue 13: at most 0.40)" in text
