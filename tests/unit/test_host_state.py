@@ -25,6 +25,8 @@ rampart-nftables.service               enabled         enabled
 rsyslog.service                        enabled         enabled
 systemd-networkd.service               disabled        enabled
 wg-quick@.service                      indirect        enabled
+# apt index age
+1234
 """
 
 
@@ -41,7 +43,14 @@ def test_running_means_active_and_enabled():
                                 "rsyslog.service"]
 
 
+def test_the_index_age_and_a_refresh_when_it_cannot_be_read():
+    assert host_state.parse(LISTING)["apt_index_age"] == 1234
+    # Unreadable, missing or in the future: old enough to refresh (prepare.yml refreshes above 3,600 s).
+    for text in ("# apt index age\nstat: cannot stat\n", "# apt index age\n", "# apt index age\n-20\n"):
+        assert host_state.parse(text)["apt_index_age"] > 3600
+
+
 def test_nothing_listed_means_nothing_to_skip():
-    assert host_state.parse("") == {"packages": [], "enabled": [], "running": []}
+    assert host_state.parse("") == {"packages": [], "enabled": [], "running": [], "apt_index_age": host_state.STALE}
     # Output before any marker (a login banner) is not read as a section.
     assert host_state.parse("ii  mosquitto\nmosquitto.service loaded active running x\n")["packages"] == []
