@@ -21,9 +21,9 @@ def debian_archive(files, suite):
 
 
 def host_state(listing):
-    """{'packages': [...], 'enabled': [...], 'running': [...]}: the packages installed, the services enabled, and
-    those both active and enabled, from
-    the output of playbooks/prepare.yml's one command (module_utils/host_state.py)."""
+    """{'packages': [...], 'enabled': [...], 'running': [...], 'apt_index_age': seconds}: the packages installed,
+    the services enabled, those both active and enabled, and the package index's age, from the output of
+    playbooks/prepare.yml's one command (module_utils/host_state.py)."""
     return _host_state.parse(listing)
 
 

@@ -1,8 +1,8 @@
 """What a managed host has at the start of a run, from one command (playbooks/prepare.yml): the packages
 installed, the systemd services enabled and those both active and enabled, and the package index's age. The
-package index is refreshed only where it is older than an hour, and the roles skip an install step or a "make sure it
-is enabled and running" step on a host where this says there is nothing to do (each such module run costs about
-half a second on the host, and a run that changes nothing did a dozen of them per host).
+index is refreshed only where it is older than an hour, and the roles skip an install step or a "make sure it is
+enabled and running" step on a host where this says there is nothing to do (each such module run costs about half
+a second on the host, and a run that changes nothing did a dozen of them per host).
 
 The command prints four sections, each after a marker line (``SECTIONS``):
   dpkg-query --show --showformat='${db:Status-Abbrev} ${Package}\\n'

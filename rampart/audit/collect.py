@@ -65,8 +65,7 @@ def explain(run: results.PlaybookResult, what: str) -> AuditError:
         return AuditError(f"{what}: host(s) {', '.join(unreachable)} unreachable; check the address and the SSH "
                           "credentials in the inventory (or leave the host out with --limit)")
     if any(marker in run.output for marker in VAULT_ERRORS):
-        return AuditError(f"{what}: the inventory's vault could not be decrypted; pass the right password with "
-                          "--vault-password-file or --vault-id")
+        return vault_error(what)
     failed = next(iter(run.failures), None)
     if failed is not None:
         message = (failed.messages or ["(no message)"])[0].strip().splitlines()[0]
@@ -88,7 +87,6 @@ def collect(ctx: Context, running: results.Running, timeout: float = 900) -> Col
     """What the run read, as soon as it says every host is read (hosts.json); the run goes on. A run that
     ends first, or could not read a host, is stopped and explained (AuditError)."""
     workdir = ctx.workdir
-    inventory = _inventory(ctx)
     read, deadline = workdir / "hosts.json", time.monotonic() + timeout
     while not read.exists() and not running.done() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -96,12 +94,18 @@ def collect(ctx: Context, running: results.Running, timeout: float = 900) -> Col
     if hosts is None or set(hosts["read"]) != set(hosts["all"]):
         running.stop()
         raise explain(running.wait(timeout=60), "reading the deployment (playbooks/audit.yml)")
+    inventory = _inventory(ctx)
     description = json.loads((workdir / "description.json").read_text())
     facts = hosts["facts"]
     hostvars = inventory.get("_meta", {}).get("hostvars", {})
     profiles = {host: str(hostvars.get(host, {}).get("rampart_profile", DEFAULT_PROFILE)) for host in facts}
     groups = {name: sorted(_hosts(inventory, name)) for name in inventory if name != "_meta"}
     return Collected(description, facts, profiles, groups, {h: hostvars.get(h, {}) for h in facts})
+
+
+def vault_error(what: str) -> AuditError:
+    return AuditError(f"{what}: the inventory's vault could not be decrypted; pass the right password with "
+                      "--vault-password-file or --vault-id")
 
 
 def _inventory(ctx: Context) -> dict:
@@ -113,6 +117,8 @@ def _inventory(ctx: Context) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(ctx), cwd=ctx.project,
                           timeout=300, check=False)
     if proc.returncode != 0:
+        if any(marker in proc.stderr for marker in VAULT_ERRORS):
+            raise vault_error("reading the inventory")
         last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
         raise AuditError(f"reading the inventory: {last}")
     return json.loads(proc.stdout)

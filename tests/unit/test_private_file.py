@@ -33,9 +33,9 @@ PLAYBOOK = """\
     - name: a secret, no diff
       rampart.mqtt.private_file: {content: "hunter2-value\\n", dest: "{{ scratch }}/new/c.txt"}
       diff: false
+    # Last, since it fails the run: the test reads its message.
     - name: not text
       rampart.mqtt.private_file: {content: {a: 1}, dest: "{{ scratch }}/new/d.txt"}
-      ignore_errors: true  # the test reads this failure's message
 """
 
 
@@ -52,7 +52,7 @@ def test_writes_private_files_reports_changes_and_respects_check_and_diff(tmp_pa
     cmd = [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", str(tmp_path / "play.yml"), "--diff",
            "-e", f"scratch={tmp_path}", "-e", f"ansible_python_interpreter={sys.executable}"]
     run = results.run(cmd, env=ansible_env(ANSIBLE_CONFIG=str(REPO / "ansible.cfg")), cwd=tmp_path, timeout=120)
-    assert run.rc == 0, run.output[-2000:]
+    assert run.rc == 2 and [t.task for t in run.failures] == ["not text"], run.output[-2000:]
     task = {t.task: t for t in run.tasks}
     assert [task[n].status for n in ("first write", "same again", "other text in check mode")] == \
         ["changed", "ok", "changed"]
