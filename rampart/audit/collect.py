@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,16 +86,18 @@ def start(ctx: Context, drift: bool) -> results.Running:
 
 def collect(ctx: Context, running: results.Running, timeout: float = 900) -> Collected:
     """What the run read, as soon as it says every host is read (hosts.json); the run goes on. A run that
-    ends first, or could not read a host, is stopped and explained (AuditError)."""
+    ends first, or could not read a host, is stopped and explained (AuditError). ansible-inventory reads the
+    inventory meanwhile; its own failure is reported only when the run's is not."""
     workdir = ctx.workdir
-    read, deadline = workdir / "hosts.json", time.monotonic() + timeout
-    while not read.exists() and not running.done() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    hosts = json.loads(read.read_text()) if read.exists() else None
-    if hosts is None or set(hosts["read"]) != set(hosts["all"]):
-        running.stop()
-        raise explain(running.wait(timeout=60), "reading the deployment (playbooks/audit.yml)")
-    inventory = _inventory(ctx)
+    with _Inventory(ctx) as reading:
+        read, deadline = workdir / "hosts.json", time.monotonic() + timeout
+        while not read.exists() and not running.done() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        hosts = json.loads(read.read_text()) if read.exists() else None
+        if hosts is None or set(hosts["read"]) != set(hosts["all"]):
+            running.stop()
+            raise explain(running.wait(timeout=60), "reading the deployment (playbooks/audit.yml)")
+        inventory = reading.result()
     description = json.loads((workdir / "description.json").read_text())
     facts = hosts["facts"]
     hostvars = inventory.get("_meta", {}).get("hostvars", {})
@@ -108,20 +111,42 @@ def vault_error(what: str) -> AuditError:
                       "--vault-password-file or --vault-id")
 
 
-def _inventory(ctx: Context) -> dict:
-    """ansible-inventory --list (vault decrypted): groups and the inventory's own variables per host."""
-    cmd = [_tool(ctx, "ansible-inventory"), "--list"]
-    for inventory in ctx.inventories:
-        cmd += ["-i", inventory]
-    cmd += [a for a in ctx.ansible_args if a.startswith(("--vault", "--ask-vault"))]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(ctx), cwd=ctx.project,
-                          timeout=300, check=False)
-    if proc.returncode != 0:
-        if any(marker in proc.stderr for marker in VAULT_ERRORS):
-            raise vault_error("reading the inventory")
-        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
-        raise AuditError(f"reading the inventory: {last}")
-    return json.loads(proc.stdout)
+class _Inventory:
+    """ansible-inventory --list (vault decrypted), started at once: groups and the inventory's own variables per
+    host. Its output goes to unnamed temporary files (it holds the vault's secrets), never to a pipe that could
+    fill while the audit waits for the hosts."""
+
+    def __init__(self, ctx: Context) -> None:
+        cmd = [_tool(ctx, "ansible-inventory"), "--list"]
+        for inventory in ctx.inventories:
+            cmd += ["-i", inventory]
+        cmd += [a for a in ctx.ansible_args if a.startswith(("--vault", "--ask-vault"))]
+        self._out = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by __exit__)
+        self._err = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by __exit__)
+        self._proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err, text=True, env=ansible_env(ctx),
+                                      cwd=ctx.project)
+
+    def __enter__(self) -> _Inventory:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._out.close()
+        self._err.close()
+
+    def result(self) -> dict:
+        returncode = self._proc.wait(timeout=300)
+        self._out.seek(0)
+        self._err.seek(0)
+        stdout, stderr = self._out.read(), self._err.read()
+        if returncode != 0:
+            if any(marker in stderr for marker in VAULT_ERRORS):
+                raise vault_error("reading the inventory")
+            last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {returncode}"
+            raise AuditError(f"reading the inventory: {last}")
+        return json.loads(stdout)
 
 
 def _hosts(inventory: dict, group: str) -> set[str]:
