@@ -83,7 +83,7 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def scale(counts: list[int], work: Path, root: Path) -> dict[str, Any]:
+def scale(counts: list[int], work: Path, root: Path, restore: bool = True) -> dict[str, Any]:
     runs = []
     try:
         for count in counts:
@@ -98,8 +98,9 @@ def scale(counts: list[int], work: Path, root: Path) -> dict[str, Any]:
                 raise SystemExit(f"bench-clients: the re-run at N={count} reported changed={changed}, expected 0")
             runs.append({"count": count, "first_seconds": round(first, 2), "rerun_seconds": round(again, 2)})
     finally:
-        _say("bench-clients: converging the lab's brokers back to the lab's clients ...")
-        converge(root, root / "inventories" / "lab", work / "restore.log")
+        if restore:
+            _say("bench-clients: converging the lab's brokers back to the lab's clients ...")
+            converge(root, root / "inventories" / "lab", work / "restore.log")
     small, large = runs[0], runs[-1]
     return {"runs": runs, "smallest": small["count"], "largest": large["count"],
             "rerun_ratio": round(large["rerun_seconds"] / small["rerun_seconds"], 2),
@@ -125,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--counts", type=parse_counts, default=[10, 10000], metavar="N1,N2[,...]",
                         help="client counts (default 10,10000)")
     parser.add_argument("--quick", action="store_true", help="N=10 and 100 (what scripts/test runs)")
+    parser.add_argument("--no-restore", action="store_true",
+                        help="leave the last N's clients on the lab instead of converging the lab's list back "
+                             "(scripts/bench, when the broker benchmark follows: it converges the list back)")
     work_arguments(parser)
     args = parser.parse_args(argv)
     root = lab_root("bench-clients")
@@ -132,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="rampart-bench-clients-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        result = scale(counts, work, root)
+        result = scale(counts, work, root, restore=not args.no_restore)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

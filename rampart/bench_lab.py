@@ -10,6 +10,10 @@ Prints each round and the two ratios the issues set goals for, each taken within
 drifts between rounds; a ratio of two runs made minutes apart keeps its meaning) and summarised by the median:
 re-run / fresh (issue 13: at most 0.40) and audit / fresh (issue 10: below 1/3). The lab is left up and converged.
 Every run's output is a log in the work directory. It checks the runs; no test asserts the figures.
+
+``--quick`` (what ``scripts/bench --quick`` runs in ``scripts/test``, right after the lab step's own fresh lab):
+one re-run and one audit of the lab that is up, timed; no fresh lab, so no ratio (a fresh round costs about 2.5
+minutes).
 """
 
 from __future__ import annotations
@@ -55,6 +59,18 @@ def one_round(root: Path, work: Path, n: int) -> dict[str, float]:
             "rerun_ratio": round(rerun / fresh, 3), "audit_ratio": round(audit / fresh, 3)}
 
 
+def quick_round(root: Path, work: Path) -> dict[str, Any]:
+    """The re-run and the audit of the lab that is up (no fresh lab: no ratio)."""
+    if not (root / ".lab" / "lab.json").exists():
+        raise SystemExit("bench-lab: --quick needs the lab up (.lab/lab.json is missing); run scripts/lab up first")
+    _say("bench-lab: quick: re-run (scripts/lab up --assert-unchanged) ...")
+    rerun = timed(root, ["scripts/lab", "up", "--assert-unchanged"], work / "quick-rerun.log",
+                  "the re-run (it must create nothing and change nothing)")
+    _say("bench-lab: quick: scripts/audit ...")
+    audit = timed(root, ["scripts/audit"], work / "quick-audit.log", "the audit (it must find nothing)")
+    return {"quick": True, "rounds": [{"rerun_seconds": round(rerun, 2), "audit_seconds": round(audit, 2)}]}
+
+
 def summary(rounds: list[dict[str, float]]) -> dict[str, Any]:
     """The rounds and the median of each figure and of each round's ratios."""
     keys = ["fresh_seconds", "rerun_seconds", "audit_seconds", "rerun_ratio", "audit_ratio"]
@@ -67,6 +83,10 @@ def _say(message: str) -> None:
 
 
 def report(result: dict[str, Any]) -> str:
+    if result.get("quick"):
+        r = result["rounds"][0]
+        return (f"quick: re-run {r['rerun_seconds']:.1f} s, audit {r['audit_seconds']:.1f} s "
+                "(no fresh lab at the quick size, so no ratio)")
     lines = []
     for n, r in enumerate(result["rounds"], 1):
         lines.append(f"round {n}: fresh {r['fresh_seconds']:6.1f} s   re-run {r['rerun_seconds']:6.1f} s "
@@ -82,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3; about 2.5 minutes each)")
     parser.add_argument("--workdir", type=Path, help="work directory, kept (default: a temporary one, removed)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    parser.add_argument("--quick", action="store_true",
+                        help="one re-run and one audit of the lab that is up, no fresh lab and no ratio")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -89,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="rampart-bench-lab-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        result = summary([one_round(root, work, n) for n in range(1, args.rounds + 1)])
+        if args.quick:
+            result = quick_round(root, work)
+        else:
+            result = summary([one_round(root, work, n) for n in range(1, args.rounds + 1)])
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
