@@ -126,6 +126,15 @@ files:
   returned: always
   type: dict
   sample: {acl: {dest: /etc/mosquitto/acl, changed: true, content: true, attributes: false}}
+changed_files:
+  description:
+    - The O(files[].name) of every file that changed (or would, in check mode), in the order given.
+    - What a handler or a condition reads to act on some files and not others, for instance
+      C(result.changed_files | difference(['unit']) | length > 0).
+  returned: always
+  type: list
+  elements: str
+  sample: [acl, passwords]
 """
 
 
@@ -310,7 +319,9 @@ def main():
         if diff is not None:
             diffs.append(diff)
     changed = any(r["changed"] for r in [*made.values(), *results.values()])
-    module.exit_json(changed=changed, directories=made, files=results, **({"diff": diffs} if module._diff else {}))
+    module.exit_json(changed=changed, directories=made, files=results,
+                     changed_files=[name for name, r in results.items() if r["changed"]],
+                     **({"diff": diffs} if module._diff else {}))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ def test_only_the_file_that_differs_changes(tmp_path):
     run(tmp_path, [entry("a", a, "one\n"), entry("b", b, "two\n")])
     res = run(tmp_path, [entry("a", a, "one\n"), entry("b", b, "three\n")])
     assert {k: v["changed"] for k, v in res["files"].items()} == {"a": False, "b": True}
+    assert res["changed_files"] == ["b"]
     assert res["diff"] == [{"before_header": str(b), "after_header": str(b), "before": "two\n", "after": "three\n"}]
 
 
