@@ -1,6 +1,7 @@
 """rampart.mqttload's packets, against the MQTT 3.1.1 specification's encodings, and its receive path: a stream cut
 anywhere parses into the same packets, and a lost or reordered message is counted (scripts/bench-broker fails the run
-on it). The generator against real brokers runs in scripts/test's lab step (scripts/bench-broker --quick)."""
+on it). The generator against real brokers runs in scripts/test's lab step (scripts/bench --quick, which runs
+scripts/bench-broker --quick)."""
 
 from __future__ import annotations
 
