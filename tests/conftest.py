@@ -3,6 +3,7 @@
 Stages, in this order; inside a stage, tests keep the order pytest collected them in:
   (no marker)   read-only tests: they look at the deployment and leave it as it was;
   floods        tests that trip per-source limits or bans (rate limits, fail2ban); after the read-only ones;
+  outage        tests that stop a service and start it again (a bridge's link cut);
   converges     tests that re-converge the deployment with changed variables (and converge it back);
   runs_last     converging tests whose change the others must never see (a new CA intermediate).
 A runs_last test also carries converges, so ``-m converges`` / ``-m "not converges"`` split a suite in two.
@@ -15,7 +16,7 @@ import pytest
 
 from tests.support import lab as description
 
-STAGES = ("floods", "converges", "runs_last")
+STAGES = ("floods", "outage", "converges", "runs_last")
 
 
 def stage(item: pytest.Item) -> int:

@@ -7,6 +7,7 @@ import base64
 from ansible.errors import AnsibleFilterError
 from ansible_collections.rampart.mqtt.plugins.module_utils.lazy import LazyModule
 
+bridges = LazyModule("bridges")
 mosquitto = LazyModule("mosquitto")
 passwords = LazyModule("passwords")
 
@@ -14,7 +15,7 @@ passwords = LazyModule("passwords")
 def mosquitto_problems(settings: dict) -> list[str]:
     """Every problem in the role's variables and what the wiring gives it (empty when valid)."""
     settings = dict(settings)
-    return mosquitto.validate(settings) + mosquitto.wiring_problems(settings)
+    return mosquitto.validate(settings) + bridges.validate(settings) + mosquitto.wiring_problems(settings)
 
 
 def mqtt_client_problems(names: list, clients: list) -> list[str]:
@@ -41,6 +42,36 @@ def mosquitto_acl_lines(clients: list, patterns: list | None = None) -> list[str
     return mosquitto.acl_lines(list(clients), list(patterns or []))
 
 
+def mosquitto_bridge_problems(bridge_list: list, host: str, brokers: list, play_hosts: list, hostvars) -> list[str]:
+    """The far end of each of a broker's bridges (run after every broker published its listeners)."""
+    return bridges.remote_problems(str(host), list(bridge_list or []), list(brokers), list(play_hosts), hostvars)
+
+
+def bridge_identities(bridge_list: list, host: str, revoked: bool | None = None) -> list[str]:
+    """The certificate names of a broker's bridges (all, or only the revoked or the active ones)."""
+    return bridges.identities(str(host), bridge_list, revoked)
+
+
+def active_bridges(bridge_list: list) -> list[dict]:
+    """The bridges a broker dials: every one not revoked, in order."""
+    return bridges.active(bridge_list)
+
+
+def mosquitto_bridge_clients(brokers: list, me: str, hostvars) -> list[dict]:
+    """The ACL entries of the bridges that dial this broker, from the edges' mosquitto_bridges."""
+    return bridges.acl_clients(str(me), list(brokers), hostvars)
+
+
+def mosquitto_bridge_sources(brokers: list, me: str, hostvars) -> list[str]:
+    """The addresses of the edges that bridge to this broker (its firewall admits them)."""
+    return bridges.sources(str(me), list(brokers), hostvars)
+
+
+def mosquitto_bridge_conf(bridge: dict, host: str, endpoint: dict, files: dict, tls_version: str) -> list[str]:
+    """One bridge's section of mosquitto.conf, one string per line."""
+    return bridges.conf_lines(str(host), dict(bridge), dict(endpoint), dict(files), str(tls_version))
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -49,4 +80,10 @@ class FilterModule:
             "mqtt_client_problems": mqtt_client_problems,
             "mosquitto_password_file": mosquitto_password_file,
             "mosquitto_acl_lines": mosquitto_acl_lines,
+            "mosquitto_bridge_problems": mosquitto_bridge_problems,
+            "bridge_identities": bridge_identities,
+            "active_bridges": active_bridges,
+            "mosquitto_bridge_clients": mosquitto_bridge_clients,
+            "mosquitto_bridge_sources": mosquitto_bridge_sources,
+            "mosquitto_bridge_conf": mosquitto_bridge_conf,
         }

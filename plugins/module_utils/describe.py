@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.rampart.mqtt.plugins.module_utils import mosquitto
+from ansible_collections.rampart.mqtt.plugins.module_utils import bridges, mosquitto
 
 SCHEMA_VERSION = 1
 
@@ -50,6 +50,9 @@ def describe(brokers: list[dict[str, Any]], clients: list[dict[str, Any]], ca_fi
         "ca_file": ca_file,
         "clients": out_clients,
     }
+    bridge_list = [_bridge(b["name"], br, client_cert_dir) for b in brokers for br in b.get("bridges") or []]
+    if bridge_list:
+        out["bridges"] = bridge_list
     if vantage_points is not None:
         out["vantage_points"] = [_vantage_point(v) for v in vantage_points]
     return out
@@ -96,6 +99,16 @@ def _client(c: dict[str, Any], client_cert_dir: str, include_passwords: bool, pk
         "deny": [_expand(t, c["name"]) for t in c.get("deny") or []],
         "expect": "revoked" if c.get("revoked", False) else "allowed",
     }
+
+
+def _bridge(edge: str, b: dict[str, Any], client_cert_dir: str) -> dict[str, Any]:
+    """A bridge (mosquitto_bridges on ``edge``): its identity's files and each rule's filter on both brokers."""
+    ident = bridges.identity(edge, b["name"])
+    rules = {d: [{"local": r.get("local_prefix", "") + r["topic"], "remote": r.get("remote_prefix", "") + r["topic"]}
+                 for r in b.get(d) or []] for d in bridges.DIRECTIONS}
+    return {"name": b["name"], "edge": edge, "remote": b["remote"], "identity": ident, "qos": b.get("qos", 1),
+            "certfile": f"{client_cert_dir}/{ident}/chain.pem", "keyfile": f"{client_cert_dir}/{ident}/key.pem",
+            "expect": "revoked" if b.get("revoked", False) else "allowed", **rules}
 
 
 def _vantage_point(v: dict[str, Any]) -> dict[str, Any]:

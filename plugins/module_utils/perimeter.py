@@ -40,13 +40,16 @@ def address(value: str) -> str:
 
 
 def cidrs_by_family(values: list[str]) -> dict[str, list[str]]:
-    """Networks split into {'v4': [...], 'v6': [...]}, host bits cleared, order and duplicates kept out."""
+    """Networks split into {'v4': [...], 'v6': [...]}, host bits cleared, in order; a duplicate, or a network inside
+    another of the list (a bridging edge's address on the segment, say), is left out: nft refuses overlapping
+    intervals in one set."""
+    nets = [ipaddress.ip_network(value, strict=False) for value in values]
     out: dict[str, list[str]] = {"v4": [], "v6": []}
-    for value in values:
-        net = str(ipaddress.ip_network(value, strict=False))
-        fam = "v4" if ipaddress.ip_network(value, strict=False).version == 4 else "v6"
-        if net not in out[fam]:
-            out[fam].append(net)
+    for net in nets:
+        fam = "v4" if net.version == 4 else "v6"
+        inside = any(other.version == net.version and other != net and net.subnet_of(other) for other in nets)
+        if str(net) not in out[fam] and not inside:
+            out[fam].append(str(net))
     return out
 
 

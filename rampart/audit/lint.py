@@ -4,6 +4,8 @@
                        blog inventions max_connections_per_IP and max_payload_size
   LINT-ANONYMOUS       allow_anonymous true
   LINT-PLAINTEXT       a listener without certfile and keyfile (plaintext MQTT or WebSockets)
+  LINT-BRIDGE-INSECURE a bridge (connection) without TLS (no bridge_cafile or bridge_capath), or with
+                       bridge_insecure true (the remote broker's name is not verified)
   LINT-ACL-WILDCARD    read access to # or $SYS/# for anyone but the admins named with --admin
   LINT-WEAK-HASH       a password line that is not a PBKDF2-SHA512 ($7$) hash (never printed)
 
@@ -50,6 +52,7 @@ def kind_of(lines: list[str]) -> str:
 
 def lint_conf(name: str, lines: list[str]) -> list[Lint]:
     known, out, listener = options(), [], None
+    out_bridges = _bridges(name, lines)
     for number, line in enumerate(lines, 1):
         words = line.split()
         if not words or words[0].startswith("#"):
@@ -68,7 +71,29 @@ def lint_conf(name: str, lines: list[str]) -> list[Lint]:
             listener["tls"] = True
         elif listener and option == "protocol" and words[1:2] == ["websockets"]:
             listener["websockets"] = True
-    return out + _plaintext(name, listener)
+    return sorted(out + _plaintext(name, listener) + out_bridges, key=lambda f: f.line)
+
+
+def _bridges(name: str, lines: list[str]) -> list[Lint]:
+    """Each `connection` section (it runs to the next connection or listener line): TLS, and the name verified."""
+    out, bridge = [], None
+    for number, line in enumerate([*lines, "connection"], 1):
+        words = line.split()
+        if words[:1] in (["connection"], ["listener"]) and bridge:
+            if not bridge["tls"]:
+                out.append(Lint(name, bridge["line"], "LINT-BRIDGE-INSECURE", f"bridge {bridge['name']} has no "
+                                "bridge_cafile or bridge_capath: it speaks plaintext MQTT to the remote broker"))
+            elif bridge["insecure"]:
+                out.append(Lint(name, bridge["line"], "LINT-BRIDGE-INSECURE", f"bridge {bridge['name']} sets "
+                                "bridge_insecure true: any certificate of the CA passes for the remote broker"))
+            bridge = None
+        if words[:1] == ["connection"] and number <= len(lines):
+            bridge = {"line": number, "name": " ".join(words[1:]), "tls": False, "insecure": False}
+        elif bridge and words[:1] in (["bridge_cafile"], ["bridge_capath"]):
+            bridge["tls"] = True
+        elif bridge and words[:1] == ["bridge_insecure"]:
+            bridge["insecure"] = words[1:2] == ["true"]
+    return out
 
 
 def _plaintext(name: str, listener: dict | None) -> list[Lint]:

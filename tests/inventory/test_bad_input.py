@@ -352,6 +352,14 @@ CASES = [
          with_perimeter("host_vars/broker1", wireguard_export_dir="",
                         wireguard_peers=[{"name": "laptop1", "addresses": ["10.83.0.50/32"]}]),
          "wireguard_export_dir", "is empty but wireguard_peers lists peers Ansible does not manage"),
+    # Bridges (issue 11): a mapping that forwards everything, and a far end that is no broker of the inventory.
+    Case("bridge-forwards-everything",
+         override("brokers", mosquitto_bridges=[{"name": "core", "remote": "client1", "out": [{"topic": "#"}]}]),
+         "mosquitto_bridges[0].out[0]", "a bridge forwards a subtree, never everything"),
+    Case("bridge-to-a-host-that-is-no-broker",
+         override("brokers", mosquitto_bridges=[{"name": "core", "remote": "client1",
+                                                 "out": [{"topic": "sensors/#", "remote_prefix": "sites/a/"}]}]),
+         "mosquitto_bridges[0].remote", "is not a host of the group brokers"),
 ]
 
 
@@ -360,7 +368,7 @@ CASES = [
 ROLES = ("mosquitto", "pki", "log_collector", "log_shipping", "fail2ban", "vlan", "nftables", "wireguard",
          "mqtt_client")
 FAILING_TASK_PREFIXES = (*(f"{role} : " for role in ROLES), *(f"rampart.mqtt.{role} : " for role in ROLES),
-                         "Check the wiring", "Check the security profile")
+                         "Check the wiring", "Check the security profile", "Check the brokers each bridge dials")
 
 
 def names_exactly(message: str, path: str) -> bool:

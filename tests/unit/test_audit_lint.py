@@ -30,6 +30,19 @@ def test_anonymous_and_plaintext_listeners():
     assert "WebSockets" in found[2].message
 
 
+def test_bridges_without_tls_or_with_the_name_unverified():
+    conf = ["listener 8883 10.0.0.1", "certfile /c.pem", "connection plain", "address core:1883",
+            "topic # out 1", "connection lax", "address core:8884", "bridge_cafile /ca.pem", "bridge_insecure true",
+            "connection good", "address core:8884", "bridge_cafile /ca.pem", "bridge_insecure false",
+            "listener 8884 10.0.0.1", "certfile /c.pem"]
+    assert ids(lint.lint_conf("c", conf)) == [(3, "LINT-BRIDGE-INSECURE"), (6, "LINT-BRIDGE-INSECURE")]
+    # The bridge section Rampart writes passes (its unit test, tests/unit/test_bridges.py, gives the lines).
+    from ansible_collections.rampart.mqtt.plugins.module_utils import bridges
+    section = bridges.conf_lines("edge1", {"name": "core", "remote": "core1", "out": [{"topic": "a/#"}]},
+                                 {"address": "core1", "port": 8884}, {"ca": "/a", "cert": "/b", "key": "/c"}, "tlsv1.2")
+    assert lint.lint_conf("c", section) == []
+
+
 def test_acl_wildcards_for_anyone_but_the_admins():
     acl = ["topic read $SYS/#", "user ops", "topic read #", "user dashboard", "topic read sensors/#",
            "topic readwrite #", "pattern read #"]
