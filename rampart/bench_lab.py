@@ -14,6 +14,10 @@ Every run's output is a log in the work directory. It checks the runs; no test a
 ``--quick`` (what ``scripts/bench --quick`` runs in ``scripts/test``, right after the lab step's own fresh lab):
 one re-run and one audit of the lab that is up, timed; no fresh lab, so no ratio (a fresh round costs about 2.5
 minutes).
+
+``--brokers 1,5,10`` (issue 11): for each count, ``scripts/lab down``, a fresh ``scripts/lab up --brokers N`` and
+its re-run (``--assert-unchanged``), timed; prints each and the ratio of the largest count's fresh converge to the
+smallest's (goal: at most 3). The lab is left up with the largest count; ``scripts/lab up`` brings it back to one.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from typing import Any
 from rampart import project
 
 GOALS = {"rerun_ratio": 0.40, "audit_ratio": 1 / 3}
+# Issue 11: converging the largest count of brokers in one site, against the smallest (1, 5 and 10: 10 / 1).
+BROKERS_GOAL = 3.0
 
 
 def timed(root: Path, cmd: list[str], log: Path, what: str) -> float:
@@ -71,6 +77,26 @@ def quick_round(root: Path, work: Path) -> dict[str, Any]:
     return {"quick": True, "rounds": [{"rerun_seconds": round(rerun, 2), "audit_seconds": round(audit, 2)}]}
 
 
+def brokers_round(root: Path, work: Path, count: int) -> dict[str, float]:
+    """A fresh lab of ``count`` brokers in one site, and its re-run."""
+    up = ["scripts/lab", "up", "--brokers", str(count)]
+    _say(f"bench-lab: {count} broker(s): scripts/lab down, then a fresh {' '.join(up)} ...")
+    subprocess.run(["scripts/lab", "down"], cwd=root, stdout=subprocess.DEVNULL, check=True)
+    fresh = timed(root, up, work / f"brokers{count}-fresh.log", f"the fresh lab of {count} brokers")
+    _say(f"bench-lab: {count} broker(s): re-run ...")
+    rerun = timed(root, [*up, "--assert-unchanged"], work / f"brokers{count}-rerun.log",
+                  f"the re-run of {count} brokers (it must create nothing and change nothing)")
+    return {"brokers": count, "fresh_seconds": round(fresh, 2), "rerun_seconds": round(rerun, 2),
+            "rerun_ratio": round(rerun / fresh, 3)}
+
+
+def brokers_summary(rows: list[dict[str, float]]) -> dict[str, Any]:
+    """The counts, and the fresh converge of the largest count against the smallest's."""
+    low, high = min(rows, key=lambda r: r["brokers"]), max(rows, key=lambda r: r["brokers"])
+    return {"brokers": rows, "fresh_ratio": round(high["fresh_seconds"] / low["fresh_seconds"], 3),
+            "fresh_ratio_of": [low["brokers"], high["brokers"]], "goal": BROKERS_GOAL}
+
+
 def summary(rounds: list[dict[str, float]]) -> dict[str, Any]:
     """The rounds and the median of each figure and of each round's ratios."""
     keys = ["fresh_seconds", "rerun_seconds", "audit_seconds", "rerun_ratio", "audit_ratio"]
@@ -83,6 +109,13 @@ def _say(message: str) -> None:
 
 
 def report(result: dict[str, Any]) -> str:
+    if "fresh_ratio_of" in result:
+        lines = [f"{r['brokers']:3d} broker(s): fresh {r['fresh_seconds']:6.1f} s   re-run {r['rerun_seconds']:6.1f} s "
+                 f"({r['rerun_ratio']:.2f})" for r in result["brokers"]]
+        low, high = result["fresh_ratio_of"]
+        lines.append(f"fresh converge of {high} brokers / of {low}: {result['fresh_ratio']:.2f} "
+                     f"(issue 11: at most {result['goal']:.0f})")
+        return "\n".join(lines)
     if result.get("quick"):
         r = result["rounds"][0]
         return (f"quick: re-run {r['rerun_seconds']:.1f} s, audit {r['audit_seconds']:.1f} s "
@@ -104,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     parser.add_argument("--quick", action="store_true",
                         help="one re-run and one audit of the lab that is up, no fresh lab and no ratio")
+    parser.add_argument("--brokers", metavar="N,N,...",
+                        help="fresh labs of these broker counts in one site and their re-runs (issue 11), e.g. 1,5,10")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -111,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="rampart-bench-lab-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        if args.quick:
+        if args.brokers:
+            counts = sorted({int(n) for n in args.brokers.split(",")})
+            result = brokers_summary([brokers_round(root, work, n) for n in counts])
+        elif args.quick:
             result = quick_round(root, work)
         else:
             result = summary([one_round(root, work, n) for n in range(1, args.rounds + 1)])

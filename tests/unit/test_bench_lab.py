@@ -22,3 +22,14 @@ def test_each_ratio_is_taken_within_its_round_and_summarised_by_the_median():
     assert "round 2: fresh   50.0 s   re-run   30.0 s (0.60)   audit   20.0 s (0.40)" in text
     assert "median audit / fresh: 0.40 (issue 10: below 0.33)" in text
     assert "median re-run / fresh: 0.30 (issue 13: at most 0.40)" in text
+
+
+def test_the_brokers_benchmark_compares_the_largest_count_with_the_smallest():
+    rows = [{"brokers": 1, "fresh_seconds": 70.0, "rerun_seconds": 25.0, "rerun_ratio": 0.357},
+            {"brokers": 10, "fresh_seconds": 245.0, "rerun_seconds": 80.0, "rerun_ratio": 0.327},
+            {"brokers": 5, "fresh_seconds": 140.0, "rerun_seconds": 50.0, "rerun_ratio": 0.357}]
+    result = bench_lab.brokers_summary(rows)
+    assert result["fresh_ratio"] == 3.5 and result["fresh_ratio_of"] == [1, 10]
+    text = bench_lab.report(result)
+    assert " 10 broker(s): fresh  245.0 s   re-run   80.0 s (0.33)" in text
+    assert "fresh converge of 10 brokers / of 1: 3.50 (issue 11: at most 3)" in text

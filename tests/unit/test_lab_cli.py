@@ -44,3 +44,41 @@ def test_an_abbreviated_lab_option_is_not_taken_for_ansibles(monkeypatch):
     monkeypatch.setattr(lab, "up", lambda args: seen.update(args=args) or 0)
     assert lab.main(["up", "--coll", "x"]) == 0
     assert seen["args"].ansible_args == ["--coll", "x"] and seen["args"].collection is None
+
+
+def test_brokers_n_generates_the_lab_inventory_with_n_brokers(tmp_path, monkeypatch):
+    """`up --brokers 3`: broker2 and broker3 join broker1 in the brokers and perimeter groups, on the segment, at
+    addresses no other host has; the rest of inventories/lab is unchanged, and its variables are the lab's own."""
+    import shutil
+
+    import yaml
+
+    root = tmp_path / "project"
+    shutil.copytree(lab.PROJECT / "inventories" / "lab", root / "inventories" / "lab")
+    monkeypatch.setattr(lab, "INVENTORY", root / "inventories" / "lab")
+    monkeypatch.setattr(lab, "LAB_DIR", root / ".lab")
+    out = lab.scaled_inventory(3)
+    assert out == root / ".lab" / "brokers-3"
+    original = yaml.safe_load((root / "inventories" / "lab" / "hosts.yml").read_text())["all"]["children"]
+    groups = yaml.safe_load((out / "hosts.yml").read_text())["all"]["children"]
+    assert list(groups["brokers"]["hosts"]) == ["broker1", "broker2", "broker3"]
+    assert list(groups["perimeter"]["hosts"]) == ["broker1", "broker2", "broker3"]
+    assert [groups["brokers"]["hosts"][f"broker{k}"]["ansible_host"] for k in (2, 3)] == ["172.29.83.102",
+                                                                                        "172.29.83.103"]
+    assert {g: v for g, v in groups.items() if g not in ("brokers", "perimeter")} == {
+        g: v for g, v in original.items() if g not in ("brokers", "perimeter")}
+    assert (out / "group_vars").resolve() == (root / "inventories" / "lab" / "group_vars").resolve()
+    # Generated again (a second up) it is the same; 1 and more than 40 are refused.
+    assert lab.scaled_inventory(3) == out
+    for bad in (1, 41):
+        with pytest.raises(SystemExit, match="give 1 to 40"):
+            lab.scaled_inventory(bad)
+
+
+def test_brokers_reaches_up(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(lab, "use_project", lambda root: None)
+    monkeypatch.setattr(lab.project, "find", lambda arg: None)
+    monkeypatch.setattr(lab, "up", lambda args: seen.update(args=args) or 0)
+    assert lab.main(["up", "--brokers", "5", "--tags", "x"]) == 0
+    assert seen["args"].brokers == 5 and seen["args"].ansible_args == ["--tags", "x"]

@@ -113,4 +113,4 @@ def test_each_topology_is_an_inventory_whose_hosts_are_full_topology_hosts():
     markers = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
     registered = {m.split(":")[0] for m in markers}
     for expression in vm.TOPOLOGY_DESELECTS.values():
-        assert set(expression.replace("not ", "").split()) <= registered, expression
+        assert set(expression.split()) - {"not", "and"} <= registered, expression

@@ -511,6 +511,7 @@ def _table(guest: Guest) -> str:
     return guest.sh("nft -s -t list table inet rampart")
 
 
+@pytest.mark.vm_full  # 3 minutes of scripts/test; Molecule perimeter proves the same revert there (docs/vmlab.md)
 def test_a_ruleset_that_cuts_the_ssh_path_is_reverted_by_the_host(broker12):
     """The anti-lockout revert on a real kernel, over the VM's real SSH path: a converge that makes TEST-NET-1 the
     only management network cuts this machine's SSH; the run fails, the host reverts to the previous ruleset by
