@@ -12,7 +12,10 @@ README):
   rounds.
 
 Order: ``pki`` (no lab: two temporary PKIs on this machine), ``lab`` (the full size makes its own fresh labs and
-leaves one up), ``clients`` and ``broker`` (on the lab that is up; started with ``scripts/lab up`` when none is).
+leaves one up), ``brokers`` (issue 11: fresh labs of 1, 5 and 10 brokers in one site and their re-runs; about 15
+minutes; full runs only, ``--quick`` leaves it out: two more fresh labs would cost ``scripts/test`` about 4 minutes),
+``clients`` and ``broker`` (on the lab that is up; started with ``scripts/lab up`` when none is, and brought back to
+one broker after ``brokers``).
 
 ``--quick`` runs each at a small size (``scripts/test`` runs it in its lab step, so that no benchmark and no part of
 the report can rot): the PKI at 10 and 100 certificates and a community.crypto comparison at 5, the lab's re-run and
@@ -39,8 +42,9 @@ from typing import Any
 
 from rampart import bench_report, project
 
-ORDER = ("pki", "lab", "clients", "broker")
+ORDER = ("pki", "lab", "brokers", "clients", "broker")
 NEEDS_LAB = {"clients", "broker"}
+FULL_ONLY = {"brokers"}
 
 
 def steps(names: list[str], quick: bool, pki_community: int) -> list[tuple[str, str, list[str]]]:
@@ -49,13 +53,15 @@ def steps(names: list[str], quick: bool, pki_community: int) -> list[tuple[str, 
         "pki": [("pki_scale", "rampart.bench_pki", ["--scale", "10,100" if quick else "10,100,1000,10000"]),
                 ("pki_community", "rampart.bench_pki", ["--count", str(5 if quick else pki_community)])],
         "lab": [("lab", "rampart.bench_lab", ["--quick"] if quick else ["--rounds", "3"])],
+        "brokers": [("lab_brokers", "rampart.bench_lab", ["--brokers", "1,5,10"])],
         "clients": [("clients", "rampart.bench_clients", ["--quick"] if quick else ["--counts", "10,100,1000,10000"])],
         "broker": [("broker", "rampart.bench_broker", ["--quick"] if quick else [])],
     }
     if "broker" in names:
         # The broker benchmark replaces the clients benchmark's clients and converges the lab's list back at its end.
         size["clients"][0][2].append("--no-restore")
-    return [(key, module, [*args, "--json"]) for name in ORDER if name in names for key, module, args in size[name]]
+    return [(key, module, [*args, "--json"]) for name in ORDER if name in names and not (quick and name in FULL_ONLY)
+            for key, module, args in size[name]]
 
 
 def run_step(root: Path, key: str, module: str, args: list[str]) -> tuple[dict[str, Any], float]:
@@ -92,8 +98,14 @@ def revision(root: Path) -> str:
 
 
 def ensure_lab(root: Path) -> bool:
-    """Start the lab when a benchmark needs one and none is up; whether this run started it."""
-    if (root / ".lab" / "lab.json").exists():
+    """Start the lab when a benchmark needs one and none is up (or bring a scaled one back to one broker: the
+    benchmarks after ``brokers`` measure the lab of inventories/lab); whether this run started it."""
+    lab_json = root / ".lab" / "lab.json"
+    if lab_json.exists() and len(json.loads(lab_json.read_text())["brokers"]) > 1:
+        _say("bench: the lab has more than one broker; scripts/lab up (one broker, not timed) ...")
+        subprocess.run(["scripts/lab", "up"], cwd=root, stdout=subprocess.DEVNULL, check=True)
+        return False
+    if lab_json.exists():
         return False
     _say("bench: no lab is up; scripts/lab up (not timed) ...")
     subprocess.run(["scripts/lab", "up"], cwd=root, stdout=subprocess.DEVNULL, check=True)

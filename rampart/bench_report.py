@@ -41,6 +41,13 @@ WHY = {
                   "kernel's accept and close) about 0.45 ms of listener CPU for both, so RSA costs at most about 1.5x "
                   "ECDSA. 2x would need a handshake cheaper than the RSA signature itself. "
                   "roles/mosquitto/README.md, \"TLS handshakes: ECDSA against RSA\".",
+    "lab_brokers": "Every broker runs the whole site.yml on the same 2 cores as the controller: the fresh converge "
+                   "grows by about 16 s a broker (73 s for 1, 137 s for 5, 222 s for 10 in session 25's run), and "
+                   "at 10 brokers the controller alone (ansible-playbook, its forks and SSH) used 72 CPU-seconds in "
+                   "a 72 s re-run (profile_tasks: no task stands out; each broker adds its own round trips to every "
+                   "task). On a real fleet each broker's work runs on its own CPU and only the controller's part "
+                   "grows; here 3x would need fewer module runs per host (more tasks batched, as file_set does) or a "
+                   "machine with more cores. README, \"The lab\".",
     "lab_rerun": "roles/wiring/README.md, \"What prepare.yml reads once\": where a re-run's time goes.",
     "lab_audit": "docs/audit.md, \"Time\": where the audit's time goes.",
 }
@@ -97,6 +104,12 @@ def _lab_and_broker_verdicts(results: dict[str, Any], quick: bool) -> list[Verdi
                         f"{med['rerun_ratio']:.2f}", "at most 0.40", _judge(quick, med["rerun_ratio"] <= 0.40)),
                 Verdict("lab_audit", "10", "lab: audit / fresh (median of the rounds)", f"{med['audit_ratio']:.2f}",
                         "below 0.33", _judge(quick, med["audit_ratio"] < 1 / 3))]
+    brokers = results.get("lab_brokers")
+    if brokers:
+        low, high = brokers["fresh_ratio_of"]
+        out.append(Verdict("lab_brokers", "11", f"lab: fresh converge of {high} brokers in one site / of {low}",
+                           f"{brokers['fresh_ratio']:.2f}x", f"at most {brokers['goal']:g}x",
+                           _judge(quick, brokers["fresh_ratio"] <= brokers["goal"])))
     broker = results.get("broker", {})
     if "load" in broker:
         load = broker["load"]
@@ -210,12 +223,16 @@ def _scaling_tables(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _lab_section(lab: dict[str, Any] | None) -> list[str]:
-    if not lab:
-        return []
+def _lab_section(lab: dict[str, Any] | None, brokers: dict[str, Any] | None = None) -> list[str]:
     from rampart import bench_lab
-    return ["", "## The lab: fresh, idempotent re-run, audit", "", "![the lab's rounds](lab.png)", "", "```",
-            bench_lab.report(lab), "```"]
+    lines = []
+    if lab:
+        lines += ["", "## The lab: fresh, idempotent re-run, audit", "", "![the lab's rounds](lab.png)", "", "```",
+                  bench_lab.report(lab), "```"]
+    if brokers:
+        lines += ["", "## The lab with 1, 5 and 10 brokers in one site (`scripts/lab up --brokers N`)", "", "```",
+                  bench_lab.report(brokers), "```"]
+    return lines
 
 
 def _broker_sections(broker: dict[str, Any] | None) -> list[str]:
@@ -234,7 +251,7 @@ def _broker_sections(broker: dict[str, Any] | None) -> list[str]:
 
 def markdown(results: dict[str, Any]) -> str:
     lines = [*_header(results.get("meta", {})), *_goals(results), *_scaling_tables(results),
-             *_lab_section(results.get("lab")), *_broker_sections(results.get("broker"))]
+             *_lab_section(results.get("lab"), results.get("lab_brokers")), *_broker_sections(results.get("broker"))]
     return "\n".join(lines) + "\n"
 
 

@@ -116,9 +116,30 @@ def test_render_writes_the_report_again_from_a_saved_run(tmp_path, capsys):
     (list(bench.ORDER), False, [("pki_scale", ["--scale", "10,100,1000,10000", "--json"]),
                                 ("pki_community", ["--count", "300", "--json"]),
                                 ("lab", ["--rounds", "3", "--json"]),
+                                ("lab_brokers", ["--brokers", "1,5,10", "--json"]),
                                 ("clients", ["--counts", "10,100,1000,10000", "--no-restore", "--json"]),
                                 ("broker", ["--json"])]),
     (["clients"], True, [("clients", ["--quick", "--json"])]),
+    # The brokers benchmark is for full runs only (two more fresh labs would cost scripts/test 4 minutes).
+    (list(bench.ORDER), True, [("pki_scale", ["--scale", "10,100", "--json"]),
+                               ("pki_community", ["--count", "5", "--json"]), ("lab", ["--quick", "--json"]),
+                               ("clients", ["--quick", "--no-restore", "--json"]), ("broker", ["--quick", "--json"])]),
 ])
 def test_the_benchmarks_run_in_an_order_that_needs_one_lab_at_most(names, quick, expected):
     assert [(key, args) for key, _module, args in bench.steps(names, quick, 300)] == expected
+
+
+def test_the_brokers_goal_is_judged_on_a_full_run_and_its_profile_shown_when_missed():
+    brokers = {"brokers": [{"brokers": 1, "fresh_seconds": 70.0, "rerun_seconds": 25.0, "rerun_ratio": 0.357},
+                           {"brokers": 10, "fresh_seconds": 280.0, "rerun_seconds": 80.0, "rerun_ratio": 0.286}],
+               "fresh_ratio": 4.0, "fresh_ratio_of": [1, 10], "goal": 3.0}
+    full = {"meta": {"quick": False}, "lab_brokers": brokers}
+    [verdict] = bench_report.verdicts(full)
+    assert (verdict.key, verdict.issue, verdict.figure, verdict.goal, verdict.met) == (
+        "lab_brokers", "11", "4.00x", "at most 3x", False)
+    text = bench_report.markdown(full)
+    assert "fresh converge of 10 brokers / of 1: 4.00 (issue 11: at most 3)" in text
+    assert bench_report.WHY["lab_brokers"] in text
+    met = {**full, "lab_brokers": {**brokers, "fresh_ratio": 2.5}}
+    assert bench_report.verdicts(met)[0].met is True
+    assert bench_report.WHY["lab_brokers"] not in bench_report.markdown(met)
