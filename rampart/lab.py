@@ -275,7 +275,8 @@ def up(args: argparse.Namespace) -> int:
     global INVENTORY
     if args.brokers > 1:
         INVENTORY = scaled_inventory(args.brokers)
-        print(f"lab: {args.brokers} brokers; the inventory is {INVENTORY.relative_to(PROJECT)}", flush=True)
+        print(f"lab: {args.brokers} brokers; the inventory is {INVENTORY.relative_to(PROJECT)} (audit it with "
+              f"scripts/audit -i {INVENTORY.relative_to(PROJECT)})", flush=True)
     with contextlib.ExitStack() as stack:
         if args.collection:
             stack.enter_context(collection_run(Path(args.collection)))
