@@ -43,8 +43,10 @@ def mosquitto_acl_lines(clients: list, patterns: list | None = None) -> list[str
 
 
 def mosquitto_bridge_problems(bridge_list: list, host: str, brokers: list, play_hosts: list, hostvars) -> list[str]:
-    """The far end of each of a broker's bridges (run after every broker published its listeners)."""
-    return bridges.remote_problems(str(host), list(bridge_list or []), list(brokers), list(play_hosts), hostvars)
+    """The far end of each of a broker's bridges (run after every broker published its listeners), and the bridges
+    that dial it from brokers outside the run."""
+    return (bridges.remote_problems(str(host), list(bridge_list or []), list(brokers), list(play_hosts), hostvars)
+            + bridges.incoming_problems(str(host), list(brokers), list(play_hosts), hostvars))
 
 
 def bridge_identities(bridge_list: list, host: str, revoked: bool | None = None) -> list[str]:

@@ -8,6 +8,7 @@ other certificate clients. This module is the one place that knows the declarati
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -191,6 +192,28 @@ def remote_problems(host: str, bridges: Any, brokers: list[str], play_hosts: lis
         ident = identity(host, b.get("name", ""))
         if ident in names:
             errors.append(f"{where}: {remote!r} has a client named {ident!r}, the bridge's identity; rename it.")
+    return errors
+
+
+def incoming_problems(me: str, brokers: list[str], play_hosts: list[str], hostvars: Any) -> list[str]:
+    """The bridges that dial ``me`` from brokers outside this run (--limit): their rules become ``me``'s ACL and their
+    addresses its firewall, so they are checked here as their own broker's validation would (in the run, it does)."""
+    errors = []
+    for host in brokers:
+        if host == me or host in play_hosts:
+            continue
+        hv = hostvars[host]
+        dialing = [b for b in hv.get(VAR) or [] if isinstance(b, dict) and b.get("remote") == me]
+        if not dialing:
+            continue
+        problems = validate({"inventory_hostname": host, VAR: dialing, "mosquitto_max_qos": 2})
+        for address in hv.get("mosquitto_bind_addresses") or []:
+            try:
+                ipaddress.ip_address(str(address))
+            except ValueError:
+                problems.append(f"mosquitto_bind_addresses has {address!r}, not an IP address (this broker's "
+                                "firewall admits the bridge from it)")
+        errors += [f"{host} (outside this run) bridges to {me}: {p}" for p in problems]
     return errors
 
 

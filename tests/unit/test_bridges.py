@@ -159,3 +159,16 @@ def test_the_edge_section_verifies_the_core_and_maps_each_rule():
 def test_a_revoked_bridge_is_left_out_of_the_edge():
     both = [dict(BRIDGE), {**BRIDGE, "name": "backup", "revoked": True}, {**BRIDGE, "name": "third", "revoked": False}]
     assert [b["name"] for b in bridges.active(both)] == ["core", "third"]
+
+
+def test_bridges_from_brokers_outside_the_run_are_checked_on_the_broker_they_dial():
+    """Under --limit core1, edge1's declaration still writes core1's ACL and firewall: core1 checks it."""
+    bad = hostvars(edge1={"mosquitto_bridges": [{**BRIDGE, "out": [{"topic": "#"}]}],
+                          "mosquitto_bind_addresses": ["not-an-ip"]})
+    problems = bridges.incoming_problems("core1", ["edge1", "edge2", "core1"], ["core1"], bad)
+    assert any(p.startswith("edge1 (outside this run) bridges to core1: mosquitto_bridges[0].out[0]: the local "
+                            "side's filter '#'") for p in problems), problems
+    assert any("'not-an-ip', not an IP address" in p for p in problems), problems
+    # In the run, edge1's own validation reports it (once); a valid declaration outside the run passes.
+    assert bridges.incoming_problems("core1", ["edge1", "core1"], ["core1", "edge1"], bad) == []
+    assert bridges.incoming_problems("core1", ["edge1", "edge2", "core1"], ["core1"], hostvars()) == []
