@@ -273,6 +273,8 @@ def playbook(name: str, *extra: str) -> results.PlaybookResult:
 
 def up(args: argparse.Namespace) -> int:
     global INVENTORY
+    if not 1 <= args.brokers <= MAX_BROKERS:
+        raise SystemExit(f"lab: --brokers {args.brokers}: give 1 to {MAX_BROKERS}")
     if args.brokers > 1:
         INVENTORY = scaled_inventory(args.brokers)
         print(f"lab: {args.brokers} brokers; the inventory is {INVENTORY.relative_to(PROJECT)} (audit it with "

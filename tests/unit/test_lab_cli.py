@@ -82,3 +82,10 @@ def test_brokers_reaches_up(monkeypatch):
     monkeypatch.setattr(lab, "up", lambda args: seen.update(args=args) or 0)
     assert lab.main(["up", "--brokers", "5", "--tags", "x"]) == 0
     assert seen["args"].brokers == 5 and seen["args"].ansible_args == ["--tags", "x"]
+
+
+@pytest.mark.parametrize("count", [0, -1, 41])
+def test_a_broker_count_out_of_range_is_refused_before_anything_starts(count):
+    args = lab.argparse.Namespace(brokers=count, collection=None)
+    with pytest.raises(SystemExit, match=f"--brokers {count}: give 1 to 40"):
+        lab.up(args)
