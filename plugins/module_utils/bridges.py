@@ -2,7 +2,7 @@
 
 The edge gets a ``connection`` section in mosquitto.conf (TLS with its own client certificate, the core's name
 verified, one ``topic`` line per rule); the core gets an ACL section for the bridge's identity that allows exactly
-the remote side of the same rules; the pki issues the identity's certificate (``bridge-<edge>-<name>``) with the
+the remote side of the same rules; the pki issues the identity's certificate (``bridge-<edge>.<name>``) with the
 other certificate clients. This module is the one place that knows the declaration's shape.
 """
 
@@ -27,8 +27,10 @@ RESTART_TIMEOUT = "2 30"
 
 
 def identity(host: str, name: str) -> str:
-    """The bridge's identity: its certificate's name (CN) and so its username on the core."""
-    return f"bridge-{host}-{name}"
+    """The bridge's identity: its certificate's name (CN) and so its username on the core. The '.' keeps it unique:
+    a connection name has none, so two (host, name) pairs never give the same identity (with '-', host 'a-b' with
+    bridge 'c' and host 'a' with bridge 'b-c' would share one)."""
+    return f"bridge-{host}.{name}"
 
 
 def _rules(bridge: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -77,7 +79,7 @@ def _bridge_errors(where: str, b: dict[str, Any], host: str, seen: set, clients:
                           "shorten the bridge's name.")
         elif ident in clients:
             errors.append(f"{where}: mosquitto_clients has a client named {ident!r}, the bridge's identity; "
-                          "rename the client (bridge-<host>-<name> names are the bridges').")
+                          "rename the client (bridge-<host>.<name> names are the bridges').")
     if not isinstance(remote, str) or not remote or remote == host:
         errors.append(f"{where}.remote is {json_text(remote)}; name the inventory host of the broker this one "
                       "bridges to (another host of the group brokers).")
@@ -130,9 +132,10 @@ def _rule_errors(where: str, rules: Any) -> list[str]:
         if problem:
             errors.append(f"{at}.topic {json_text(topic)} {problem}; write a valid MQTT topic filter.")
             continue
-        if " " in topic or "%" in topic:
-            errors.append(f"{at}.topic {topic!r} contains a space or '%': a space ends a topic line's pattern, and "
-                          "'%u'/'%c' would mean the bridge's identity in the core's ACL but a literal on the link.")
+        if any(c in topic for c in ' %"'):
+            errors.append(f"{at}.topic {topic!r} contains a space, '%' or '\"': a space ends a topic line's pattern, "
+                          "'\"\"' is mosquitto.conf's empty prefix, and '%u'/'%c' would mean the bridge's identity in "
+                          "the core's ACL but a literal on the link.")
         for key in ("local_prefix", "remote_prefix"):
             problem = _prefix_problem(rule.get(key, ""))
             if problem:

@@ -39,7 +39,8 @@ def test_a_valid_bridge_passes():
     ({"out": [{"topic": "x", "remote_prefix": "sites"}]}, "must end with '/'"),
     ({"out": [{"topic": "x", "remote_prefix": "a b/"}]}, "must not contain spaces"),
     ({"out": [{"topic": "a/#/b"}]}, "uses '#' other than as the whole last level"),
-    ({"out": [{"topic": "a/%u"}]}, "contains a space or '%'"),
+    ({"out": [{"topic": "a/%u"}]}, "contains a space, '%' or '\"'"),
+    ({"out": [{"topic": '""', "remote_prefix": "s/"}]}, "contains a space, '%' or '\"'"),
     ({"out": [{"topic": "a", "prefix": "x/"}]}, "unknown key(s) ['prefix']"),
     ({"out": [], "in": []}, "has no rule in out or in"),
     ({"name": "Core_1"}, "mosquitto_bridges[0].name is \"Core_1\""),
@@ -59,9 +60,11 @@ def test_each_bridge_rule_fires(bridge, says):
 def test_names_are_unique_per_broker_and_apart_from_its_clients():
     twice = bridges.validate(edge(mosquitto_bridges=[dict(BRIDGE), dict(BRIDGE)]))
     assert any("'core' is used by another bridge" in p for p in twice), twice
-    clash = bridges.validate(edge(mosquitto_clients=[{"name": "bridge-edge1-core"}]))
-    assert any("client named 'bridge-edge1-core', the bridge's identity" in p for p in clash), clash
+    clash = bridges.validate(edge(mosquitto_clients=[{"name": "bridge-edge1.core"}]))
+    assert any("client named 'bridge-edge1.core', the bridge's identity" in p for p in clash), clash
     long_host = bridges.validate(edge(inventory_hostname="h" * 60))
+    # Hosts and names that would meet with a '-' stay apart.
+    assert bridges.identity("a-b", "c") != bridges.identity("a", "b-c")
     assert any("longer than 64 characters" in p for p in long_host), long_host
 
 
@@ -104,8 +107,8 @@ def test_the_far_end_must_be_a_broker_of_this_run_that_takes_certificates():
         ((brokers, ["edge1"], hostvars()), "is outside this run (--limit); include it"),
         ((brokers, play, hostvars(core1={"mosquitto_published": {"certificate_port": None}})),
          "has no listener with authentication: certificate"),
-        ((brokers, play, hostvars(core1={"mosquitto_clients": [{"name": "bridge-edge1-core"}]})),
-         "has a client named 'bridge-edge1-core'"),
+        ((brokers, play, hostvars(core1={"mosquitto_clients": [{"name": "bridge-edge1.core"}]})),
+         "has a client named 'bridge-edge1.core'"),
     ]:
         problems = bridges.remote_problems("edge1", [BRIDGE], *args)
         assert any(says in p for p in problems), (says, problems)
@@ -114,23 +117,23 @@ def test_the_far_end_must_be_a_broker_of_this_run_that_takes_certificates():
 def test_the_core_acl_allows_the_remote_side_of_each_rule_and_nothing_else():
     clients = bridges.acl_clients("core1", ["edge1", "edge2", "core1"], hostvars())
     assert clients == [
-        {"name": "bridge-edge1-core", "auth": "certificate", "publish": ["sites/a/readings/#"],
+        {"name": "bridge-edge1.core", "auth": "certificate", "publish": ["sites/a/readings/#"],
          "subscribe": ["sites/a/commands/#"], "revoked": False},
-        {"name": "bridge-edge2-core", "auth": "certificate", "publish": ["sites/b/readings/#"], "subscribe": [],
+        {"name": "bridge-edge2.core", "auth": "certificate", "publish": ["sites/b/readings/#"], "subscribe": [],
          "revoked": True},
     ]
     lines = mosquitto.acl_lines([{"name": "dashboard", "subscribe": ["sites/#"]}, *clients])
     # The revoked bridge gets no section at all; the active one exactly its two topics.
-    assert lines[:3] == ["user bridge-edge1-core", "topic write sites/a/readings/#", "topic read sites/a/commands/#"]
+    assert lines[:3] == ["user bridge-edge1.core", "topic write sites/a/readings/#", "topic read sites/a/commands/#"]
     assert not any("bridge-edge2" in line for line in lines)
     assert bridges.acl_clients("edge1", ["edge1", "edge2", "core1"], hostvars()) == []
 
 
 def test_identities_are_issued_for_active_bridges_and_revoked_for_revoked_ones():
     both = [dict(BRIDGE), {**BRIDGE, "name": "backup", "revoked": True}]
-    assert bridges.identities("edge1", both) == ["bridge-edge1-core", "bridge-edge1-backup"]
-    assert bridges.identities("edge1", both, revoked=False) == ["bridge-edge1-core"]
-    assert bridges.identities("edge1", both, revoked=True) == ["bridge-edge1-backup"]
+    assert bridges.identities("edge1", both) == ["bridge-edge1.core", "bridge-edge1.backup"]
+    assert bridges.identities("edge1", both, revoked=False) == ["bridge-edge1.core"]
+    assert bridges.identities("edge1", both, revoked=True) == ["bridge-edge1.backup"]
     assert bridges.identities("edge1", "not a list") == []
 
 
@@ -146,7 +149,7 @@ def test_the_core_firewall_admits_the_edges_that_bridge_to_it():
 def test_the_edge_section_verifies_the_core_and_maps_each_rule():
     files = {"ca": "/c/ca.pem", "cert": "/c/b.pem", "key": "/c/b.key"}
     lines = bridges.conf_lines("edge1", BRIDGE, {"address": "core1.example", "port": 8884}, files, "tlsv1.2")
-    assert lines[:3] == ["connection core", "address core1.example:8884", "remote_clientid bridge-edge1-core"]
+    assert lines[:3] == ["connection core", "address core1.example:8884", "remote_clientid bridge-edge1.core"]
     for line in ("bridge_insecure false", "bridge_tls_version tlsv1.2", "bridge_certfile /c/b.pem",
                  "bridge_keyfile /c/b.key", "bridge_cafile /c/ca.pem", "cleansession false", "notifications false"):
         assert line in lines
