@@ -52,13 +52,20 @@ def timed(root: Path, cmd: list[str], log: Path, what: str) -> float:
     return elapsed
 
 
-def one_round(root: Path, work: Path, n: int) -> dict[str, float]:
-    _say(f"bench-lab: round {n}: scripts/lab down, then a fresh scripts/lab up ...")
+def fresh_and_rerun(root: Path, work: Path, up: list[str], tag: str, what: str) -> tuple[float, float]:
+    """``scripts/lab down``, then ``up`` on a fresh lab and again with --assert-unchanged; both times (logs
+    ``<tag>-fresh.log`` and ``<tag>-rerun.log`` in ``work``)."""
+    _say(f"bench-lab: {what}: scripts/lab down, then a fresh {' '.join(up)} ...")
     subprocess.run(["scripts/lab", "down"], cwd=root, stdout=subprocess.DEVNULL, check=True)
-    fresh = timed(root, ["scripts/lab", "up"], work / f"round{n}-fresh.log", "the fresh scripts/lab up")
-    _say(f"bench-lab: round {n}: re-run (scripts/lab up --assert-unchanged) ...")
-    rerun = timed(root, ["scripts/lab", "up", "--assert-unchanged"], work / f"round{n}-rerun.log",
-                  "the re-run (it must create nothing and change nothing)")
+    fresh = timed(root, up, work / f"{tag}-fresh.log", f"{what}: the fresh {' '.join(up)}")
+    _say(f"bench-lab: {what}: re-run ({' '.join(up)} --assert-unchanged) ...")
+    rerun = timed(root, [*up, "--assert-unchanged"], work / f"{tag}-rerun.log",
+                  f"{what}: the re-run (it must create nothing and change nothing)")
+    return fresh, rerun
+
+
+def one_round(root: Path, work: Path, n: int) -> dict[str, float]:
+    fresh, rerun = fresh_and_rerun(root, work, ["scripts/lab", "up"], f"round{n}", f"round {n}")
     _say(f"bench-lab: round {n}: scripts/audit ...")
     audit = timed(root, ["scripts/audit"], work / f"round{n}-audit.log", "the audit (it must find nothing)")
     return {"fresh_seconds": round(fresh, 2), "rerun_seconds": round(rerun, 2), "audit_seconds": round(audit, 2),
@@ -79,13 +86,8 @@ def quick_round(root: Path, work: Path) -> dict[str, Any]:
 
 def brokers_round(root: Path, work: Path, count: int) -> dict[str, float]:
     """A fresh lab of ``count`` brokers in one site, and its re-run."""
-    up = ["scripts/lab", "up", "--brokers", str(count)]
-    _say(f"bench-lab: {count} broker(s): scripts/lab down, then a fresh {' '.join(up)} ...")
-    subprocess.run(["scripts/lab", "down"], cwd=root, stdout=subprocess.DEVNULL, check=True)
-    fresh = timed(root, up, work / f"brokers{count}-fresh.log", f"the fresh lab of {count} brokers")
-    _say(f"bench-lab: {count} broker(s): re-run ...")
-    rerun = timed(root, [*up, "--assert-unchanged"], work / f"brokers{count}-rerun.log",
-                  f"the re-run of {count} brokers (it must create nothing and change nothing)")
+    fresh, rerun = fresh_and_rerun(root, work, ["scripts/lab", "up", "--brokers", str(count)], f"brokers{count}",
+                                   f"{count} broker(s)")
     return {"brokers": count, "fresh_seconds": round(fresh, 2), "rerun_seconds": round(rerun, 2),
             "rerun_ratio": round(rerun / fresh, 3)}
 

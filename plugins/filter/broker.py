@@ -37,9 +37,9 @@ def mosquitto_password_file(clients: list, existing_b64: str = "", iterations: i
         raise AnsibleFilterError(f"mosquitto_clients: {exc}") from None
 
 
-def mosquitto_acl_lines(clients: list, patterns: list | None = None) -> list[str]:
-    """The ACL file body, one string per line."""
-    return mosquitto.acl_lines(list(clients), list(patterns or []))
+def mosquitto_acl_lines(clients: list, patterns: list | None = None, bridge_clients: list | None = None) -> list[str]:
+    """The ACL file body, one string per line; ``bridge_clients``: the sections of the bridges that dial this broker."""
+    return mosquitto.acl_lines([*clients, *(bridge_clients or [])], list(patterns or []))
 
 
 def mosquitto_bridge_problems(bridge_list: list, host: str, brokers: list, play_hosts: list, hostvars) -> list[str]:
@@ -52,6 +52,11 @@ def mosquitto_bridge_problems(bridge_list: list, host: str, brokers: list, play_
 def bridge_identities(bridge_list: list, host: str, revoked: bool | None = None) -> list[str]:
     """The certificate names of a broker's bridges (all, or only the revoked or the active ones)."""
     return bridges.identities(str(host), bridge_list, revoked)
+
+
+def bridge_identity(name: str, host: str) -> str:
+    """The certificate name (and username on the remote broker) of a broker's bridge."""
+    return bridges.identity(str(host), str(name))
 
 
 def active_bridges(bridge_list: list) -> list[dict]:
@@ -84,6 +89,7 @@ class FilterModule:
             "mosquitto_acl_lines": mosquitto_acl_lines,
             "mosquitto_bridge_problems": mosquitto_bridge_problems,
             "bridge_identities": bridge_identities,
+            "bridge_identity": bridge_identity,
             "active_bridges": active_bridges,
             "mosquitto_bridge_clients": mosquitto_bridge_clients,
             "mosquitto_bridge_sources": mosquitto_bridge_sources,

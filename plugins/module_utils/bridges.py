@@ -12,7 +12,7 @@ import ipaddress
 import re
 from typing import Any
 
-from ansible_collections.rampart.mqtt.plugins.module_utils import mosquitto
+from ansible_collections.rampart.mqtt.plugins.module_utils import mosquitto, perimeter
 from ansible_collections.rampart.mqtt.plugins.module_utils.pki.names import is_valid_name
 from ansible_collections.rampart.mqtt.plugins.module_utils.values import json_text
 
@@ -198,19 +198,33 @@ def remote_problems(host: str, bridges: Any, brokers: list[str], play_hosts: lis
     return errors
 
 
+def dialing(me: str, brokers: list[str], hostvars: Any) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(broker, its bridges that dial ``me``) for every other broker with at least one, read from the inventory (so
+    whatever --limit says): what ``me``'s ACL, firewall and validation are made from."""
+    out = []
+    for host in brokers:
+        if host == me:
+            continue
+        found = [b for b in hostvars[host].get(VAR) or [] if isinstance(b, dict) and b.get("remote") == me]
+        if found:
+            out.append((host, found))
+    return out
+
+
+def rule_filters(bridge: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """Each rule's whole filter on both brokers ({'out': [{'local', 'remote'}], 'in': [...]}): the prefix joined to
+    the topic, as Mosquitto maps it."""
+    return {d: [{"local": r.get("local_prefix", "") + r["topic"], "remote": r.get("remote_prefix", "") + r["topic"]}
+                for r in bridge.get(d) or []] for d in DIRECTIONS}
+
+
 def incoming_problems(me: str, brokers: list[str], play_hosts: list[str], hostvars: Any) -> list[str]:
     """The bridges that dial ``me`` from brokers outside this run (--limit): their rules become ``me``'s ACL and their
     addresses its firewall, so they are checked here as their own broker's validation would (in the run, it does)."""
     errors = []
-    for host in brokers:
-        if host == me or host in play_hosts:
-            continue
-        hv = hostvars[host]
-        dialing = [b for b in hv.get(VAR) or [] if isinstance(b, dict) and b.get("remote") == me]
-        if not dialing:
-            continue
-        problems = validate({"inventory_hostname": host, VAR: dialing, "mosquitto_max_qos": 2})
-        for address in hv.get("mosquitto_bind_addresses") or []:
+    for host, found in dialing(me, [h for h in brokers if h not in play_hosts], hostvars):
+        problems = validate({"inventory_hostname": host, VAR: found, "mosquitto_max_qos": 2})
+        for address in hostvars[host].get("mosquitto_bind_addresses") or []:
             try:
                 ipaddress.ip_address(str(address))
             except ValueError:
@@ -224,11 +238,9 @@ def acl_clients(me: str, brokers: list[str], hostvars: Any) -> list[dict[str, An
     """The ACL entries of the bridges that dial ``me``: each identity may write the remote side of its 'out' rules
     and read that of its 'in' rules, nothing else; a revoked bridge keeps its entry with revoked: true (no section)."""
     out = []
-    for host in brokers:
-        for b in hostvars[host].get(VAR) or []:
-            if not isinstance(b, dict) or b.get("remote") != me:
-                continue
-            remote = {d: [r.get("remote_prefix", "") + r["topic"] for r in b.get(d) or []] for d in DIRECTIONS}
+    for host, found in dialing(me, brokers, hostvars):
+        for b in found:
+            remote = {d: [f["remote"] for f in filters] for d, filters in rule_filters(b).items()}
             out.append({"name": identity(host, b["name"]), "auth": "certificate", "publish": remote["out"],
                         "subscribe": remote["in"], "revoked": bool(b.get("revoked", False))})
     return out
@@ -237,10 +249,8 @@ def acl_clients(me: str, brokers: list[str], hostvars: Any) -> list[dict[str, An
 def sources(me: str, brokers: list[str], hostvars: Any) -> list[str]:
     """The addresses the bridges that dial ``me`` leave from (each edge's mosquitto_bind_addresses, as host
     networks): the core's firewall admits them on its broker ports besides its segment and tunnels."""
-    out = []
-    for host in brokers:
-        if any(isinstance(b, dict) and b.get("remote") == me for b in hostvars[host].get(VAR) or []):
-            out += [f"{a}/{128 if ':' in str(a) else 32}" for a in hostvars[host].get("mosquitto_bind_addresses") or []]
+    out = [perimeter.host_cidr(str(a)) for host, _ in dialing(me, brokers, hostvars)
+           for a in hostvars[host].get("mosquitto_bind_addresses") or []]
     return list(dict.fromkeys(out))
 
 

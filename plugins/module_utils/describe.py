@@ -104,11 +104,9 @@ def _client(c: dict[str, Any], client_cert_dir: str, include_passwords: bool, pk
 def _bridge(edge: str, b: dict[str, Any], client_cert_dir: str) -> dict[str, Any]:
     """A bridge (mosquitto_bridges on ``edge``): its identity's files and each rule's filter on both brokers."""
     ident = bridges.identity(edge, b["name"])
-    rules = {d: [{"local": r.get("local_prefix", "") + r["topic"], "remote": r.get("remote_prefix", "") + r["topic"]}
-                 for r in b.get(d) or []] for d in bridges.DIRECTIONS}
     return {"name": b["name"], "edge": edge, "remote": b["remote"], "identity": ident, "qos": b.get("qos", 1),
             "certfile": f"{client_cert_dir}/{ident}/chain.pem", "keyfile": f"{client_cert_dir}/{ident}/key.pem",
-            "expect": "revoked" if b.get("revoked", False) else "allowed", **rules}
+            "expect": "revoked" if b.get("revoked", False) else "allowed", **bridges.rule_filters(b)}
 
 
 def _vantage_point(v: dict[str, Any]) -> dict[str, Any]:

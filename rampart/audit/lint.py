@@ -51,8 +51,7 @@ def kind_of(lines: list[str]) -> str:
 
 
 def lint_conf(name: str, lines: list[str]) -> list[Lint]:
-    known, out, listener = options(), [], None
-    out_bridges = _bridges(name, lines)
+    known, out = options(), []
     for number, line in enumerate(lines, 1):
         words = line.split()
         if not words or words[0].startswith("#"):
@@ -64,44 +63,45 @@ def lint_conf(name: str, lines: list[str]) -> list[Lint]:
         if option == "allow_anonymous" and words[1:2] == ["true"]:
             out.append(Lint(name, number, "LINT-ANONYMOUS",
                             "allow_anonymous true: clients connect without credentials"))
-        if option == "listener":
-            out += _plaintext(name, listener)
-            listener = {"line": number, "port": words[1:2], "tls": False, "websockets": False}
-        elif listener and option in ("certfile", "psk_hint"):
-            listener["tls"] = True
-        elif listener and option == "protocol" and words[1:2] == ["websockets"]:
-            listener["websockets"] = True
-    return sorted(out + _plaintext(name, listener) + out_bridges, key=lambda f: f.line)
+    for section in _sections(lines):
+        out += (_plaintext if section["kind"] == "listener" else _insecure_bridge)(name, section)
+    return sorted(out, key=lambda f: f.line)
 
 
-def _bridges(name: str, lines: list[str]) -> list[Lint]:
-    """Each `connection` section (it runs to the next connection or listener line): TLS, and the name verified."""
-    out, bridge = [], None
-    for number, line in enumerate([*lines, "connection"], 1):
+def _sections(lines: list[str]) -> list[dict]:
+    """The `listener` and `connection` (bridge) sections: each runs from its line to the next one of either kind,
+    with the first value of each option in it (``{option: [values...]}``)."""
+    sections: list[dict] = []
+    for number, line in enumerate(lines, 1):
         words = line.split()
-        if words[:1] in (["connection"], ["listener"]) and bridge:
-            if not bridge["tls"]:
-                out.append(Lint(name, bridge["line"], "LINT-BRIDGE-INSECURE", f"bridge {bridge['name']} has no "
-                                "bridge_cafile or bridge_capath: it speaks plaintext MQTT to the remote broker"))
-            elif bridge["insecure"]:
-                out.append(Lint(name, bridge["line"], "LINT-BRIDGE-INSECURE", f"bridge {bridge['name']} sets "
-                                "bridge_insecure true: any certificate of the CA passes for the remote broker"))
-            bridge = None
-        if words[:1] == ["connection"] and number <= len(lines):
-            bridge = {"line": number, "name": " ".join(words[1:]), "tls": False, "insecure": False}
-        elif bridge and words[:1] in (["bridge_cafile"], ["bridge_capath"]):
-            bridge["tls"] = True
-        elif bridge and words[:1] == ["bridge_insecure"]:
-            bridge["insecure"] = words[1:2] == ["true"]
-    return out
+        if not words or words[0].startswith("#"):
+            continue
+        if words[0] in ("listener", "connection"):
+            sections.append({"kind": words[0], "line": number, "args": words[1:], "options": {}})
+        elif sections:
+            sections[-1]["options"].setdefault(words[0], words[1:])
+    return sections
 
 
-def _plaintext(name: str, listener: dict | None) -> list[Lint]:
-    if not listener or listener["tls"]:
+def _insecure_bridge(name: str, bridge: dict) -> list[Lint]:
+    """A bridge without TLS, or with the remote broker's name unverified."""
+    options, who = bridge["options"], " ".join(bridge["args"])
+    if "bridge_cafile" not in options and "bridge_capath" not in options:
+        why = "has no bridge_cafile or bridge_capath: it speaks plaintext MQTT to the remote broker"
+    elif options.get("bridge_insecure", [])[:1] == ["true"]:
+        why = "sets bridge_insecure true: any certificate of the CA passes for the remote broker"
+    else:
         return []
-    what = "WebSockets" if listener["websockets"] else "MQTT"
-    return [Lint(name, listener["line"], "LINT-PLAINTEXT", f"listener {' '.join(listener['port'])} speaks plaintext "
-                 f"{what} (no certfile): credentials and messages cross the network readable")]
+    return [Lint(name, bridge["line"], "LINT-BRIDGE-INSECURE", f"bridge {who} {why}")]
+
+
+def _plaintext(name: str, listener: dict) -> list[Lint]:
+    options = listener["options"]
+    if "certfile" in options or "psk_hint" in options:
+        return []
+    what = "WebSockets" if options.get("protocol", [])[:1] == ["websockets"] else "MQTT"
+    return [Lint(name, listener["line"], "LINT-PLAINTEXT", f"listener {' '.join(listener['args'][:1])} speaks "
+                 f"plaintext {what} (no certfile): credentials and messages cross the network readable")]
 
 
 def lint_acl(name: str, lines: list[str], admins: set[str]) -> list[Lint]:

@@ -104,10 +104,23 @@ def queued_while_away(broker, publisher, reader, payloads: list[bytes], expected
     finally:
         sender.close()
 
-    back = open_session(broker, reader, session_expiry=DURABLE_EXPIRY)
+    return collect_durable(broker, reader, topic, expected)
+
+
+def collect_durable(broker: dict, reader: dict, topic: str, expected: int, wait: float = 20) -> list[bytes]:
+    """Come back to ``reader``'s durable session (dialling again while the broker is still starting) and return what
+    it gets on ``topic``: ``expected`` messages or what came within ``wait`` s, and anything a second later; then end
+    the session with a clean start."""
+    deadline = time.monotonic() + wait
+    back = None
+    while back is None:
+        try:
+            back = open_session(broker, reader, session_expiry=DURABLE_EXPIRY)
+        except OSError:  # refused or reset while the broker starts
+            assert time.monotonic() < deadline, f"{broker['name']} did not take the session back within {wait} s"
+            time.sleep(0.5)
     try:
         got: list[bytes] = []
-        deadline = time.monotonic() + 20
         while len(got) < expected and time.monotonic() < deadline:
             got += [payload for t, payload in back.received(0.5) if t == topic]
         got += [payload for t, payload in back.received(1) if t == topic]  # and nothing beyond the limit

@@ -17,6 +17,8 @@ from __future__ import annotations
 import time
 import uuid
 
+from tests.support.mqtt import accepted
+
 from .conftest import LAB, open_session
 
 RETAINED_COUNT = "$SYS/broker/retained messages/count"
@@ -31,11 +33,6 @@ def sys_reader() -> dict:
 
 def unique_topic() -> str:
     return f"commands/rampart-test-retained-{uuid.uuid4().hex[:8]}"
-
-
-def accepted(puback) -> bool:
-    """A PUBACK reason code of success (with nobody subscribed it is 16, "no matching subscribers")."""
-    return puback is not None and not puback.is_failure
 
 
 def retained_count(broker: dict) -> int:

@@ -9,13 +9,21 @@ the core is back. The description (lab.json's "bridges") names each bridge, its 
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 
-from tests.behaviour.conftest import LAB, broker_host, open_session, probe
+from tests.behaviour.conftest import (
+    DURABLE_EXPIRY,
+    LAB,
+    broker_host,
+    collect_durable,
+    leave_durable_subscription,
+    open_session,
+    probe,
+)
 from tests.support import lab as description
+from tests.support.mqtt import accepted
 
 NOT_AUTHORISED_V5 = 0x87
 BRIDGES = LAB.get("bridges") or []
@@ -55,11 +63,6 @@ def topic_in(filter_: str, leaf: str) -> str:
     return filter_[:-1] + leaf
 
 
-def ok(reason) -> bool:
-    """A PUBACK that accepts (MQTT 5: below 0x80; 'no matching subscribers', 0x10, accepts too)."""
-    return getattr(reason, "value", reason) < 0x80
-
-
 def sessions(*pairs):
     return [open_session(broker, client) for broker, client in pairs]
 
@@ -69,7 +72,7 @@ def crossed(sender, topic: str, watcher, expected_topic: str, tries: int = 20) -
     restart_timeout backs off from 2 s)."""
     for i in range(tries):
         payload = f"probe-{i}".encode()
-        assert ok(sender.publish(topic, payload, qos=1))
+        assert accepted(sender.publish(topic, payload, qos=1))
         if (expected_topic, payload) in watcher.received(1):
             return True
     return False
@@ -98,7 +101,7 @@ def test_a_topic_just_outside_the_out_rule_stays_on_the_edge(bridge, edge, core)
     try:
         reader.subscribe("#")
         marker = uuid.uuid4().hex[:8].encode()
-        assert ok(sender.publish("devices/device-cert-01/status", b"outside-" + marker, qos=1))
+        assert accepted(sender.publish("devices/device-cert-01/status", b"outside-" + marker, qos=1))
         inside = topic_in(out["local"], f"device-cert-01/{marker.decode()}")
         assert crossed(sender, inside, reader, topic_in(out["remote"], f"device-cert-01/{marker.decode()}"))
         seen = reader.received(2)
@@ -120,7 +123,7 @@ def test_a_command_from_the_core_reaches_only_its_device(bridge, edge, core):
         device_sub.subscribe("commands/device-cert-01/#")
         assert into["remote"].startswith("commands/") and into["local"] == "commands/#", into
         other_site = "commands/site-elsewhere/sensor-01/stop"
-        assert ok(admin.publish(other_site, b"not-for-this-site", qos=1))
+        assert accepted(admin.publish(other_site, b"not-for-this-site", qos=1))
         assert crossed(admin, topic_in(into["remote"], "sensor-01/set"), sensor_sub, "commands/sensor-01/set")
         assert device_sub.received(1) == []
         assert [m for m in sensor_sub.received(1) if m[1] == b"not-for-this-site"] == []
@@ -141,7 +144,7 @@ def test_the_bridges_certificate_gives_no_more_on_the_core_than_the_mapping(brid
     out = rule(bridge, "out")
     thief = open_session(core, identity_client(bridge))
     try:
-        assert ok(thief.publish(topic_in(out["remote"], "stolen"), b"x", qos=1))
+        assert accepted(thief.publish(topic_in(out["remote"], "stolen"), b"x", qos=1))
         outside = out["remote"].split("/")[0] + "/elsewhere/stolen"
         assert thief.publish(outside, b"x", qos=1) == NOT_AUTHORISED_V5
         assert thief.publish("devices/device-cert-01/status", b"x", qos=1) == NOT_AUTHORISED_V5
@@ -164,41 +167,19 @@ def test_with_the_core_down_the_edge_keeps_its_queue_bound_in_order(bridge, edge
     bound = edge["max_queued_messages"]
     leaf = f"sensor-01/queue-{uuid.uuid4().hex[:8]}"
     admin, core_host = CLIENTS["ops-admin"], broker_host(core)
-    away = open_session(core, admin, session_expiry=600)
-    assert away.subscribe(topic_in(out["remote"], leaf), qos=1) is not None
-    away.close()
+    leave_durable_subscription(core, admin, topic_in(out["remote"], leaf), DURABLE_EXPIRY)
     payloads = [f"q-{i:05d}".encode() for i in range(bound + 25)]
     core_host.run_expect([0], "systemctl stop mosquitto")
     try:
         sender = open_session(edge, CLIENTS["sensor-01"])
         try:
-            assert all([ok(sender.publish(topic_in(out["local"], leaf), p, qos=1)) for p in payloads])
+            assert all([accepted(sender.publish(topic_in(out["local"], leaf), p, qos=1)) for p in payloads])
         finally:
             sender.close()
     finally:
         core_host.run_expect([0], "systemctl start mosquitto")
-    got = collect(core, admin, topic_in(out["remote"], leaf), bound)
+    got = collect_durable(core, admin, topic_in(out["remote"], leaf), bound, wait=60)
     assert got == payloads[:bound], f"got {len(got)} of {bound}: first {got[:3]}, last {got[-3:]}"
     log = broker_host(edge).check_output("journalctl -u mosquitto --since=-5min --no-pager -o cat")
     assert "Outgoing messages are being dropped" in log
 
-
-def collect(broker: dict, client: dict, topic: str, expected: int, wait: float = 60) -> list[bytes]:
-    """What the durable session gets once back: ``expected`` messages or what came in ``wait`` s, then a second more."""
-    deadline = time.monotonic() + wait
-    back = None
-    while back is None:
-        try:
-            back = open_session(broker, client, session_expiry=600)
-        except OSError:  # refused or reset while the core starts
-            assert time.monotonic() < deadline, "the core did not come back"
-            time.sleep(0.5)
-    try:
-        got: list[bytes] = []
-        while len(got) < expected and time.monotonic() < deadline:
-            got += [p for t, p in back.received(0.5) if t == topic]
-        got += [p for t, p in back.received(1) if t == topic]
-    finally:
-        back.close()
-        open_session(broker, client).close()  # a clean start ends the durable session
-    return got

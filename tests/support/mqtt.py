@@ -16,6 +16,11 @@ def concrete(topic_filter: str, tag: str | None = None) -> str:
     return "/".join(levels)  # a filter without '#' names its topic (with '+' levels filled in)
 
 
+def accepted(puback) -> bool:
+    """A PUBACK reason code of success (with nobody subscribed it is 16, "no matching subscribers")."""
+    return puback is not None and not puback.is_failure
+
+
 def port_for(broker: dict, client: dict) -> int:
     """The port of the listener that serves the client's authentication (lab.json keys listeners by it)."""
     return broker["listeners"][client["auth"]]

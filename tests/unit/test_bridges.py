@@ -175,3 +175,16 @@ def test_bridges_from_brokers_outside_the_run_are_checked_on_the_broker_they_dia
     # In the run, edge1's own validation reports it (once); a valid declaration outside the run passes.
     assert bridges.incoming_problems("core1", ["edge1", "core1"], ["core1", "edge1"], bad) == []
     assert bridges.incoming_problems("core1", ["edge1", "edge2", "core1"], ["core1"], hostvars()) == []
+
+
+def test_the_description_lists_each_bridge_with_its_identity_files_and_filters():
+    from ansible_collections.rampart.mqtt.plugins.module_utils import describe
+    broker = {"name": "edge1", "container": "c", "address": "10.1.0.10", "tls_server_name": "edge1",
+              "listeners": [{"authentication": "certificate", "port": 8884}], "bridges": [dict(BRIDGE)]}
+    [row] = describe.describe([broker], [], "/ca.pem", "/pki/clients")["bridges"]
+    assert row == {"name": "core", "edge": "edge1", "remote": "core1", "identity": "bridge-edge1.core", "qos": 1,
+                   "certfile": "/pki/clients/bridge-edge1.core/chain.pem",
+                   "keyfile": "/pki/clients/bridge-edge1.core/key.pem", "expect": "allowed",
+                   "out": [{"local": "readings/#", "remote": "sites/a/readings/#"}],
+                   "in": [{"local": "commands/#", "remote": "sites/a/commands/#"}]}
+    assert "bridges" not in describe.describe([{**broker, "bridges": []}], [], "/ca.pem", "/pki/clients")
