@@ -270,8 +270,10 @@ def ensure_network(name: str, subnet: str, owner: str) -> bool:
 
 
 def run_systemd_container(name: str, image: str, network: str, ip: str | None = None,
-                          hostname: str | None = None, owner: str = "lab") -> bool:
-    """Start a systemd container unless it already runs; returns True when something changed."""
+                          hostname: str | None = None, owner: str = "lab",
+                          extra_hosts: dict[str, str] | None = None) -> bool:
+    """Start a systemd container unless it already runs; returns True when something changed. ``extra_hosts``
+    ({name: address}) go into its /etc/hosts (docker run --add-host)."""
     state = container_state(name)
     if state == "running":
         return False
@@ -283,6 +285,8 @@ def run_systemd_container(name: str, image: str, network: str, ip: str | None = 
         args += ["--network-alias", hostname]
     if ip:
         args += ["--ip", ip]
+    for host, address in sorted((extra_hosts or {}).items()):
+        args += ["--add-host", f"{host}:{address}"]
     docker(*args, *SYSTEMD_RUN_ARGS, image, SYSTEMD_COMMAND)
     wait_for_systemd(name)
     return True

@@ -5,6 +5,9 @@ addresses the inventory gives, authorises a lab SSH key, records the containers'
 converges playbooks/site.yml over SSH exactly as an operator would against servers, then writes
 .lab/lab.json (see README) and prints how to connect. Running it again changes nothing.
 ``up --collection TARBALL`` converges from the collection tarball installed outside the project instead.
+``up --topology NAME|FILE`` brings up the lab a topology file describes (rampart.topology; topologies/README.md):
+its inventory is generated under .lab/topology-NAME/ (never written by hand), each host on its site's network with
+its own Debian release. Without it, the lab is inventories/lab (what topologies/single.yml generates).
 ``up --brokers N`` scales the lab's site to N brokers (issue 11's benchmark): broker2..brokerN join broker1 on the
 segment, each a broker of the perimeter with the same variables; the inventory is generated under .lab/brokers-N/
 (never written by hand), and containers of an earlier, larger lab are removed.
@@ -29,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from rampart import cli, harness, project, results
+from rampart import cli, harness, project, results, topology
 
 # The project directory (rampart.project's rule) and what lives in it; use_project() sets them from main().
 PROJECT = Path.cwd()
@@ -37,6 +40,9 @@ LAB_DIR = PROJECT / ".lab"
 INVENTORY = PROJECT / "inventories" / "lab"
 SSH_DIR = LAB_DIR / "ssh"
 LAB_JSON = LAB_DIR / "lab.json"
+# The topology of the lab that is up (its name, or "single" for inventories/lab), so that an up of another one stops
+# instead of mixing the two.
+TOPOLOGY_STATE = LAB_DIR / "topology"
 # Where the playbooks run from, with which ansible.cfg and collections path (the checkout's by default;
 # `up --collection TARBALL` points them at a throw-away directory outside the checkout, see collection_run).
 RUN_DIR = PROJECT
@@ -54,12 +60,13 @@ def venv_bin(tool: str) -> str:
 
 def use_project(root: Path) -> None:
     """Point the lab at a project directory (see rampart.project)."""
-    global PROJECT, LAB_DIR, INVENTORY, SSH_DIR, LAB_JSON, RUN_DIR, PLAYBOOK_DIR, ANSIBLE_CFG
+    global PROJECT, LAB_DIR, INVENTORY, SSH_DIR, LAB_JSON, RUN_DIR, PLAYBOOK_DIR, ANSIBLE_CFG, TOPOLOGY_STATE
     PROJECT = RUN_DIR = root
     LAB_DIR = root / ".lab"
     INVENTORY = root / "inventories" / "lab"
     SSH_DIR = LAB_DIR / "ssh"
     LAB_JSON = LAB_DIR / "lab.json"
+    TOPOLOGY_STATE = LAB_DIR / "topology"
     PLAYBOOK_DIR = root / "playbooks"
     ANSIBLE_CFG = root / "ansible.cfg"
 
@@ -159,7 +166,8 @@ def plan(inv: dict) -> list[dict]:
     """One entry per lab container: name, container, network + ip (eth0), extra networks, managed or not.
 
     A host's first network is its ``lab_network`` (default: the lab's), at its ``ansible_host``; its
-    ``lab_extra_networks`` ([{network, address}]) follow as eth1, eth2... Entries of ``lab_unmanaged``
+    ``lab_extra_networks`` ([{network, address}]) follow as eth1, eth2... Its image is its ``lab_platform``'s, and
+    its ``lab_add_hosts`` ({name: address}) go into its /etc/hosts. Entries of ``lab_unmanaged``
     ([{name, network, address}]) are containers no play manages (the outsider vantage point).
     """
     out = []
@@ -167,10 +175,12 @@ def plan(inv: dict) -> list[dict]:
         out.append({"name": host, "container": CONTAINER_PREFIX + host,
                     "network": hv.get("lab_network", inv["network"]), "ip": hv["ansible_host"],
                     "extra": [(n["network"], n["address"]) for n in hv.get("lab_extra_networks") or []],
+                    "platform": hv.get("lab_platform", inv["platform"]), "hosts": hv.get("lab_add_hosts") or {},
                     "managed": True})
     for extra in inv["unmanaged"]:
         out.append({"name": extra["name"], "container": CONTAINER_PREFIX + extra["name"],
-                    "network": extra["network"], "ip": extra["address"], "extra": [], "managed": False})
+                    "network": extra["network"], "ip": extra["address"], "extra": [],
+                    "platform": extra.get("platform", inv["platform"]), "hosts": {}, "managed": False})
     for entry in out:
         for network in [entry["network"], *[n for n, _ in entry["extra"]]]:
             if network not in inv["networks"]:
@@ -271,10 +281,38 @@ def playbook(name: str, *extra: str) -> results.PlaybookResult:
     return results.run(cmd, cwd=RUN_DIR, env=ansible_env(), echo=True)
 
 
+def topology_inventory(spec: str) -> tuple[str, Path]:
+    """The name and generated inventory (.lab/topology-NAME/) of --topology NAME (topologies/NAME.yml) or FILE."""
+    path = Path(spec) if spec.endswith((".yml", ".yaml")) or "/" in spec else PROJECT / "topologies" / f"{spec}.yml"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in (PROJECT / "topologies").glob("*.yml"))
+        raise SystemExit(f"lab: --topology {spec}: no such file {path} (shipped: {', '.join(shipped)}; or give a file)")
+    name = path.stem
+    return name, topology.generate(topology.load(path), name, INVENTORY, LAB_DIR / f"topology-{name}")
+
+
+def claim_topology(name: str) -> None:
+    """Stop when a lab of another topology is up (its networks and addresses differ); record this one's name."""
+    running = harness.docker("ps", "-aq", "--filter", f"label={harness.OWNER_LABEL}={OWNER}").stdout.split()
+    before = TOPOLOGY_STATE.read_text().strip() if TOPOLOGY_STATE.exists() else "single"
+    if running and before != name:
+        raise SystemExit(f"lab: a lab of the topology {before} is up; scripts/lab down first, then "
+                         f"up --topology {name}")
+    LAB_DIR.mkdir(parents=True, exist_ok=True)
+    TOPOLOGY_STATE.write_text(name + "\n")
+
+
 def up(args: argparse.Namespace) -> int:
     global INVENTORY
     if not 1 <= args.brokers <= MAX_BROKERS:
         raise SystemExit(f"lab: --brokers {args.brokers}: give 1 to {MAX_BROKERS}")
+    if args.topology and args.brokers > 1:
+        raise SystemExit("lab: --brokers scales the default lab (inventories/lab); it does not combine with --topology")
+    name = "single"
+    if args.topology:
+        name, INVENTORY = topology_inventory(args.topology)
+        print(f"lab: topology {name}; the inventory is {INVENTORY.relative_to(PROJECT)} (audit it with "
+              f"scripts/audit -i {INVENTORY.relative_to(PROJECT)})", flush=True)
     if args.brokers > 1:
         INVENTORY = scaled_inventory(args.brokers)
         print(f"lab: {args.brokers} brokers; the inventory is {INVENTORY.relative_to(PROJECT)} (audit it with "
@@ -282,28 +320,31 @@ def up(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         if args.collection:
             stack.enter_context(collection_run(Path(args.collection)))
-        return _up(args)
+        return _up(args, name)
 
 
-def _up(args: argparse.Namespace) -> int:
+def _up(args: argparse.Namespace, name: str) -> int:
     started = time.monotonic()
+    harness.ensure_docker()
+    claim_topology(name)
     inv = inventory()
-    image = harness.ensure_images([inv["platform"]])[inv["platform"]]
+    containers = plan(inv)
+    images = harness.ensure_images(sorted({entry["platform"] for entry in containers}))
     key = ensure_ssh_key()
     pubkey = (key.with_suffix(".pub")).read_text().strip()
     created = False
     for network, subnet in inv["networks"].items():
         created |= harness.ensure_network(network, subnet, OWNER)
     known = []
-    containers = plan(inv)
     gone = remove_unplanned(containers)
     if gone:
         created = True  # the lab changed
         print(f"lab: removed the containers this lab no longer has: {', '.join(gone)}", flush=True)
     print(f"lab: starting {len(containers)} systemd containers (those already running are kept)", flush=True)
     for entry in containers:
-        created |= harness.run_systemd_container(entry["container"], image, entry["network"], entry["ip"],
-                                                 hostname=entry["name"], owner=OWNER)
+        created |= harness.run_systemd_container(entry["container"], images[entry["platform"]], entry["network"],
+                                                 entry["ip"], hostname=entry["name"], owner=OWNER,
+                                                 extra_hosts=entry["hosts"])
         for network, address in entry["extra"]:
             created |= harness.connect_network(entry["container"], network, address)
         if entry["managed"]:
@@ -340,16 +381,20 @@ def print_connect_help() -> None:
     broker = lab["brokers"][0]
     pw = next((c for c in lab["clients"] if c["auth"] == "password" and c["password"] and c["subscribe"]), None)
     cert = next((c for c in lab["clients"] if c["auth"] == "certificate"), None)
+    # The client container on the broker's segment (client1 in inventories/lab).
+    client = next((p["container"] for p in lab.get("vantage_points") or []
+                   if p["role"] == "segment_client" and p.get("broker", broker["name"]) == broker["name"]),
+                  f"{CONTAINER_PREFIX}client1")
     print(f"\nBroker {broker['name']} at {broker['address']}:{broker['port']} (TLS name {broker['tls_server_name']}); "
           f"description in {LAB_JSON}")
     if pw:
         topic = pw["subscribe"][0]
         print("From the client container:\n"
-              f"  docker exec -it {CONTAINER_PREFIX}client1 mosquitto_sub -h {broker['tls_server_name']} "
+              f"  docker exec -it {client} mosquitto_sub -h {broker['tls_server_name']} "
               f"-p {broker['port']} --cafile /etc/rampart/mqtt/ca.crt -u {pw['username']} -P '{pw['password']}' "
               f"-t '{topic}' -v")
     if cert:
-        print(f"  docker exec -it {CONTAINER_PREFIX}client1 mosquitto_pub -h {broker['tls_server_name']} "
+        print(f"  docker exec -it {client} mosquitto_pub -h {broker['tls_server_name']} "
               f"-p {cert.get('port', broker['port'])} --cafile /etc/rampart/mqtt/ca.crt "
               f"--cert /etc/rampart/mqtt/{cert['name']}.crt --key /etc/rampart/mqtt/{cert['name']}.key "
               f"-t '{cert['publish'][0].replace('#', 'temp')}' -m 21.5")
@@ -361,8 +406,9 @@ def print_connect_help() -> None:
 def down(args: argparse.Namespace) -> int:
     gone = harness.remove_owned(OWNER) if harness.docker_answers() else []
     print("lab: removed " + (", ".join(gone) if gone else "nothing (no lab running)"))
-    if LAB_JSON.exists():
-        LAB_JSON.unlink()
+    for done in (LAB_JSON, TOPOLOGY_STATE):
+        if done.exists():
+            done.unlink()
     if args.purge and LAB_DIR.exists():
         subprocess.run(["rm", "-rf", str(LAB_DIR)], check=True)
         print(f"lab: purged {LAB_DIR} (lab CA and SSH key)")
@@ -395,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--collection", metavar="TARBALL",
                    help="converge with this rampart.mqtt collection tarball, installed offline outside the project "
                         "(as a user's own repository would), instead of the checkout's playbooks")
+    p.add_argument("--topology", metavar="NAME|FILE",
+                   help="the lab a topology file describes: a name of topologies/ (single, multi-site) or a file "
+                        "(default: inventories/lab, which is what single generates); topologies/README.md")
     p.add_argument("--brokers", type=int, default=1, metavar="N",
                    help=f"brokers in the lab's site (1-{MAX_BROKERS}; default 1, the lab of inventories/lab): "
                         "broker2..N join broker1 on the segment (the inventory is generated under .lab/brokers-N/)")

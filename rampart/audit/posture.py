@@ -378,6 +378,8 @@ def _matches(pattern: str, topic: str) -> bool:
 
 
 def reach(host: str, broker: dict, points: list[dict]) -> Finding:
+    # A point that names its broker (a lab of several sites) is this broker's only; one that names none is every one's.
+    points = [point for point in points if point.get("broker") in (None, host)]
     probes = [(point, point.get("broker_address") or broker["address"], port)
               for point in points for port in sorted(set(broker["listeners"].values()))]
     with ThreadPoolExecutor(max_workers=len(probes) or 1) as pool:

@@ -25,11 +25,13 @@ def _inv(**extra):
 def test_plan_places_each_container_on_its_networks():
     plan = {e["name"]: e for e in lab.plan(_inv())}
     assert plan["broker1"] == {"name": "broker1", "container": "rampart-lab-broker1", "network": "rampart-lab",
-                               "ip": "172.29.83.10", "extra": [("rampart-lab-wan", "172.29.80.10")], "managed": True}
+                               "ip": "172.29.83.10", "extra": [("rampart-lab-wan", "172.29.80.10")],
+                               "platform": "debian12", "hosts": {}, "managed": True}
     assert plan["vpn1"]["network"] == "rampart-lab-wan" and plan["vpn1"]["managed"]
     assert plan["client1"]["network"] == "rampart-lab"
     assert plan["outsider"] == {"name": "outsider", "container": "rampart-lab-outsider", "network": "rampart-lab-wan",
-                                "ip": "172.29.80.40", "extra": [], "managed": False}
+                                "ip": "172.29.80.40", "extra": [], "platform": "debian12", "hosts": {},
+                                "managed": False}
 
 
 def test_plan_refuses_an_undeclared_network():

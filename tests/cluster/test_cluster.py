@@ -1,0 +1,184 @@
+"""The multi-site lab (topologies/multi-site.yml; scripts/lab up --topology multi-site): two edge sites, each with its
+broker on its own segment, bridged through a WireGuard tunnel to the core broker over mutual TLS.
+
+What the single-site suites cannot show: a reading from each edge reaches the dashboard on the core under its own
+site's prefix; a command from the core reaches only its device, at its site; the tunnel cut for a minute while an edge
+keeps publishing QoS 1 loses nothing up to the edge's bound and delivers in order, while the other edge keeps
+flowing; each edge unreachable from the other edge's segment and from the wan, so the bridge's certificate is of use
+only where the core's firewall admits it. tests/bridge runs against this lab too (the mapping's limits in both
+directions, the certificate's grants on the core, a revoked bridge refused at the handshake).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from tests.behaviour.conftest import (
+    DURABLE_EXPIRY,
+    broker_host,
+    collect_durable,
+    leave_durable_subscription,
+    open_session,
+)
+from tests.support import lab as description
+from tests.support.docker import docker_exec
+from tests.support.mqtt import accepted
+
+LAB = description.require("sites", "bridges", "vantage_points")
+BROKERS = {b["name"]: b for b in description.brokers(LAB)}
+CLIENTS = {c["name"]: c for c in LAB["clients"]}
+ACTIVE = [b for b in LAB["bridges"] if b["expect"] == "allowed"]
+CUT_SECONDS = 60
+
+
+def site_of(host: str) -> str:
+    return next(site for site, spec in LAB["sites"].items() if host in spec["hosts"])
+
+
+def under(filter_: str, leaf: str) -> str:
+    assert filter_.endswith("/#"), filter_
+    return filter_[:-1] + leaf
+
+
+def crossed(sender, topic: str, watcher, expected_topic: str, tries: int = 20) -> bool:
+    """Publish until the message shows on the other broker (a bridge may still be dialling: restart_timeout)."""
+    for i in range(tries):
+        payload = f"probe-{uuid.uuid4().hex[:6]}-{i}".encode()
+        assert accepted(sender.publish(topic, payload, qos=1))
+        if (expected_topic, payload) in watcher.received(1):
+            return True
+    return False
+
+
+def test_the_description_has_two_edge_sites_bridged_to_the_core():
+    assert len(LAB["sites"]) == 3, LAB["sites"]
+    edges = {b["edge"] for b in ACTIVE}
+    assert len(edges) == 2 and len({b["remote"] for b in ACTIVE}) == 1, ACTIVE
+    for b in ACTIVE:
+        assert site_of(b["edge"]) != site_of(b["remote"]), f"{b['identity']} does not leave its site"
+    # Every broker has its own vantage points: its segment's clients, the other sites' clients, the outsider.
+    for name in BROKERS:
+        roles = {p["role"] for p in LAB["vantage_points"] if p.get("broker") == name}
+        assert {"segment_client", "other_site_client", "outsider"} <= roles, (name, roles)
+
+
+@pytest.mark.parametrize("bridge", ACTIVE, ids=[b["edge"] for b in ACTIVE])
+def test_a_reading_from_each_edge_reaches_the_dashboard_under_its_sites_prefix(bridge):
+    edge, core = BROKERS[bridge["edge"]], BROKERS[bridge["remote"]]
+    out = bridge["out"][0]
+    leaf = f"sensor-01/{uuid.uuid4().hex[:8]}"
+    dashboard, sensor = open_session(core, CLIENTS["dashboard"]), open_session(edge, CLIENTS["sensor-01"])
+    try:
+        dashboard.subscribe("sites/+/sensors/#")
+        assert crossed(sensor, under(out["local"], leaf), dashboard, under(out["remote"], leaf)), \
+            f"a reading on {edge['name']} never reached the dashboard on {core['name']} as {under(out['remote'], leaf)}"
+    finally:
+        dashboard.close()
+        sensor.close()
+
+
+def test_a_command_from_the_core_reaches_only_its_device_at_its_site():
+    """ops-admin on the core commands sensor-01 at the first edge's site: sensor-01 there gets it under its own
+    commands/ tree; sensor-01 at the other edge (same name, other site) and device-cert-01 at the same site get
+    nothing."""
+    target, other = ACTIVE[0], ACTIVE[1]
+    core = BROKERS[target["remote"]]
+    here, there, device = (open_session(BROKERS[target["edge"]], CLIENTS["sensor-01"]),
+                           open_session(BROKERS[other["edge"]], CLIENTS["sensor-01"]),
+                           open_session(BROKERS[target["edge"]], CLIENTS["device-cert-01"]))
+    admin = open_session(core, CLIENTS["ops-admin"])
+    try:
+        here.subscribe("commands/sensor-01/#")
+        there.subscribe("commands/sensor-01/#")
+        device.subscribe("commands/device-cert-01/#")
+        assert crossed(admin, under(target["in"][0]["remote"], "sensor-01/set"), here, "commands/sensor-01/set")
+        assert there.received(1) == [], f"{other['edge']} got a command for {target['edge']}'s site"
+        assert device.received(0.2) == []
+    finally:
+        for s in (here, there, device, admin):
+            s.close()
+
+
+def reaches(container: str, address: str, port: int) -> bool:
+    code = ("import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
+            "except OSError:\n sys.exit(1)")
+    return docker_exec(container, "python3", "-c", code, address, str(port), timeout=30).returncode == 0
+
+
+def wan_address(broker: str) -> str:
+    return next(p["broker_address"] for p in LAB["vantage_points"]
+                if p["role"] == "outsider" and p.get("broker") == broker)
+
+
+def test_each_edge_is_unreachable_from_the_other_edges_segment_the_wan_and_the_tunnel():
+    """From the other edge's client (its segment), from the other edge's broker (on the wan, and a peer of the same
+    tunnel) and from the outsider: no TCP connection to an edge's MQTT ports, at any of its addresses. The edge's
+    own client and the core (its bridge's far end, through the tunnel) are the controls."""
+    a, b = (BROKERS[bridge["edge"]] for bridge in ACTIVE)
+    ports = sorted(set(a["listeners"].values()))
+    outsider = next(p["container"] for p in LAB["vantage_points"] if p["role"] == "outsider")
+    client_of = {p.get("broker"): p["container"] for p in LAB["vantage_points"] if p["role"] == "segment_client"}
+    wrong = []
+    for edge, other in ((a, b), (b, a)):
+        for port in ports:
+            wan = wan_address(edge["name"])
+            for source, address in ((client_of[other["name"]], edge["address"]), (other["container"], edge["address"]),
+                                    (other["container"], wan), (outsider, wan)):
+                if reaches(source, address, port):
+                    wrong.append(f"{source} reaches {edge['name']} at {address}:{port}")
+        assert reaches(client_of[edge["name"]], edge["address"], ports[0]), f"{edge['name']}'s own client is cut off"
+    core = BROKERS[ACTIVE[0]["remote"]]
+    assert reaches(a["container"], core["address"], core["listeners"]["certificate"]), "the tunnel carries no bridge"
+    assert not wrong, wrong
+
+
+def tunnel(edge: dict, action: str) -> None:
+    broker_host(edge).run_expect([0], f"systemctl {action} wg-quick@wg0")
+
+
+@pytest.mark.outage
+def test_the_tunnel_cut_for_a_minute_loses_nothing_up_to_the_bound_and_the_other_edge_keeps_flowing():
+    """WireGuard stopped on the first edge for a minute while sensor-01 publishes bound + 25 QoS 1 readings there,
+    spread over the minute. The edge's bridge finds the link dead at its keepalive; until then the readings it sends
+    wait in flight, then the queue takes the oldest up to the bound. When the tunnel is back, the core's durable reader
+    gets the oldest readings in order, no gap: at least the bound, at most the bound plus the in-flight window, and the
+    edge logs the drop of the rest. Meanwhile the other edge's readings keep reaching the core."""
+    bridge, other = ACTIVE
+    edge, far, core = BROKERS[bridge["edge"]], BROKERS[other["edge"]], BROKERS[bridge["remote"]]
+    bound, window = edge["max_queued_messages"], edge["max_inflight_messages"]
+    leaf = f"sensor-01/cut-{uuid.uuid4().hex[:8]}"
+    remote_topic = under(bridge["out"][0]["remote"], leaf)
+    leave_durable_subscription(core, CLIENTS["ops-admin"], remote_topic, DURABLE_EXPIRY)
+    payloads = [f"c-{i:05d}".encode() for i in range(bound + 25)]
+    batches, flowed = 10, False
+    chunk = -(-len(payloads) // batches)
+    tunnel(edge, "stop")
+    try:
+        started = time.monotonic()
+        sender = open_session(edge, CLIENTS["sensor-01"])
+        try:
+            for k in range(batches):  # in order, a tenth of them every tenth of the minute
+                assert all([accepted(sender.publish(under(bridge["out"][0]["local"], leaf), p, qos=1))
+                            for p in payloads[k * chunk:(k + 1) * chunk]])
+                time.sleep(max(0.0, started + (k + 1) * CUT_SECONDS / batches - time.monotonic()))
+        finally:
+            sender.close()
+        watcher, other_sensor = open_session(core, CLIENTS["dashboard"]), open_session(far, CLIENTS["sensor-01"])
+        try:
+            watcher.subscribe("sites/+/sensors/#")
+            flowed = crossed(other_sensor, under(other["out"][0]["local"], "sensor-01/during-cut"), watcher,
+                             under(other["out"][0]["remote"], "sensor-01/during-cut"))
+        finally:
+            watcher.close()
+            other_sensor.close()
+    finally:
+        tunnel(edge, "start")
+    assert flowed, f"{far['name']}'s readings stopped while {edge['name']}'s tunnel was cut"
+    got = collect_durable(core, CLIENTS["ops-admin"], remote_topic, bound + window, wait=90)
+    assert got == payloads[:len(got)], f"not the oldest readings in order: first {got[:3]}, last {got[-3:]}"
+    assert bound <= len(got) <= bound + window, f"{len(got)} delivered; the bound is {bound} (+{window} in flight)"
+    log = broker_host(edge).check_output("journalctl -u mosquitto --since=-5min --no-pager -o cat")
+    assert "Outgoing messages are being dropped" in log
