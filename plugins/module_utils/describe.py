@@ -29,7 +29,8 @@ def describe(brokers: list[dict[str, Any]], clients: list[dict[str, Any]], ca_fi
     ``brokers``: one mapping per broker host with name, container, address, tls_server_name, listeners.
     ``clients``: mosquitto_clients as in the inventory.
     ``vantage_points``: where the broker is (not) reachable from: name, container, role, can_reach_broker
-    and the broker address that vantage point would use (the perimeter, issue 4). Omitted when None.
+    and the broker address that vantage point would use (the perimeter, issue 4), and the broker it is for when it
+    names one (a lab of several brokers). Omitted when None.
     ``pkcs12_passphrase``: pki_pkcs12_passphrase; when set, each certificate client names its ``bundle.p12`` (and,
     with ``include_passwords``, the passphrase).
     """
@@ -112,8 +113,12 @@ def _bridge(edge: str, b: dict[str, Any], client_cert_dir: str) -> dict[str, Any
 def _vantage_point(v: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(v.get("can_reach_broker"), bool):
         raise ValueError(f"vantage point {v.get('name')!r}: can_reach_broker must be true or false")
-    return {"name": v["name"], "container": v["container"], "role": v["role"],
-            "can_reach_broker": v["can_reach_broker"], "broker_address": v.get("broker_address")}
+    point = {"name": v["name"], "container": v["container"], "role": v["role"],
+             "can_reach_broker": v["can_reach_broker"], "broker_address": v.get("broker_address")}
+    # In a lab of several brokers (rampart.topology) each point is one broker's; without the key, every broker's.
+    if v.get("broker"):
+        point["broker"] = v["broker"]
+    return point
 
 
 def _expand(topic: str, name: str) -> str:

@@ -17,10 +17,7 @@ import uuid
 import pytest
 
 from tests.behaviour.conftest import (
-    DURABLE_EXPIRY,
     broker_host,
-    collect_durable,
-    leave_durable_subscription,
     open_session,
 )
 from tests.support import lab as description
@@ -139,46 +136,73 @@ def tunnel(edge: dict, action: str) -> None:
     broker_host(edge).run_expect([0], f"systemctl {action} wg-quick@wg0")
 
 
+def since(host) -> str:
+    """The host's clock now, for journalctl --since."""
+    return "@" + host.check_output("date +%s")
+
+
+def bridge_log(host, start: str) -> str:
+    return host.check_output(f"journalctl -u mosquitto --since={start} --no-pager -o cat")
+
+
 @pytest.mark.outage
-def test_the_tunnel_cut_for_a_minute_loses_nothing_up_to_the_bound_and_the_other_edge_keeps_flowing():
-    """WireGuard stopped on the first edge for a minute while sensor-01 publishes bound + 25 QoS 1 readings there,
-    spread over the minute. The edge's bridge finds the link dead at its keepalive; until then the readings it sends
-    wait in flight, then the queue takes the oldest up to the bound. When the tunnel is back, the core's durable reader
-    gets the oldest readings in order, no gap: at least the bound, at most the bound plus the in-flight window, and the
-    edge logs the drop of the rest. Meanwhile the other edge's readings keep reaching the core."""
+def test_a_tunnel_cut_for_a_minute_keeps_the_oldest_readings_up_to_the_bound_and_the_other_edge_keeps_flowing():
+    """WireGuard stopped on the first edge for a minute while sensor-01 publishes there twice the edge's queue bound
+    and more at QoS 1, spread over the minute, and ops-admin stays subscribed on the core. When the tunnel is back
+    the reader gets the oldest readings, in order, with no gap: the edge's bound and at most two in-flight windows
+    more (measured: 1,040 of 2,025 with a bound of 1,000 and a window of 20, twice the same); the rest are lost.
+    Mosquitto 2.0.21 logs nothing on the edge for this loss: the bridge never found the link dead (it pings only
+    after a keepalive interval without sending, and it kept sending); the core dropped the silent connection at its
+    keepalive, and the edge dialled again when the tunnel was back. Meanwhile the other edge's readings keep reaching
+    the core."""
     bridge, other = ACTIVE
     edge, far, core = BROKERS[bridge["edge"]], BROKERS[other["edge"]], BROKERS[bridge["remote"]]
     bound, window = edge["max_queued_messages"], edge["max_inflight_messages"]
     leaf = f"sensor-01/cut-{uuid.uuid4().hex[:8]}"
     remote_topic = under(bridge["out"][0]["remote"], leaf)
-    leave_durable_subscription(core, CLIENTS["ops-admin"], remote_topic, DURABLE_EXPIRY)
-    payloads = [f"c-{i:05d}".encode() for i in range(bound + 25)]
-    batches, flowed = 10, False
+    payloads = [f"c-{i:05d}".encode() for i in range(2 * bound + 25)]
+    batches, flowed, edge_host = 10, False, broker_host(edge)
     chunk = -(-len(payloads) // batches)
-    tunnel(edge, "stop")
+    reader = open_session(core, CLIENTS["ops-admin"])
+    got: list[bytes] = []
     try:
-        started = time.monotonic()
-        sender = open_session(edge, CLIENTS["sensor-01"])
+        reader.subscribe(remote_topic, qos=1)
+        start = since(edge_host)
+        tunnel(edge, "stop")
         try:
-            for k in range(batches):  # in order, a tenth of them every tenth of the minute
-                assert all([accepted(sender.publish(under(bridge["out"][0]["local"], leaf), p, qos=1))
-                            for p in payloads[k * chunk:(k + 1) * chunk]])
-                time.sleep(max(0.0, started + (k + 1) * CUT_SECONDS / batches - time.monotonic()))
+            started = time.monotonic()
+            sender = open_session(edge, CLIENTS["sensor-01"])
+            try:
+                for k in range(batches):  # in order, a tenth of them every tenth of the minute
+                    assert all([accepted(sender.publish(under(bridge["out"][0]["local"], leaf), p, qos=1))
+                                for p in payloads[k * chunk:(k + 1) * chunk]])
+                    if k == batches // 2:
+                        flowed = other_edge_flows(other, far, core)
+                    time.sleep(max(0.0, started + (k + 1) * CUT_SECONDS / batches - time.monotonic()))
+            finally:
+                sender.close()
+            got += [p for t, p in reader.received(0.1) if t == remote_topic]
         finally:
-            sender.close()
-        watcher, other_sensor = open_session(core, CLIENTS["dashboard"]), open_session(far, CLIENTS["sensor-01"])
-        try:
-            watcher.subscribe("sites/+/sensors/#")
-            flowed = crossed(other_sensor, under(other["out"][0]["local"], "sensor-01/during-cut"), watcher,
-                             under(other["out"][0]["remote"], "sensor-01/during-cut"))
-        finally:
-            watcher.close()
-            other_sensor.close()
+            tunnel(edge, "start")
+        deadline = time.monotonic() + 120
+        while len(got) < bound and time.monotonic() < deadline:
+            got += [p for t, p in reader.received(1) if t == remote_topic]
+        got += [p for t, p in reader.received(5) if t == remote_topic]  # and nothing beyond
     finally:
-        tunnel(edge, "start")
+        reader.close()
     assert flowed, f"{far['name']}'s readings stopped while {edge['name']}'s tunnel was cut"
-    got = collect_durable(core, CLIENTS["ops-admin"], remote_topic, bound + window, wait=90)
-    assert got == payloads[:len(got)], f"not the oldest readings in order: first {got[:3]}, last {got[-3:]}"
-    assert bound <= len(got) <= bound + window, f"{len(got)} delivered; the bound is {bound} (+{window} in flight)"
-    log = broker_host(edge).check_output("journalctl -u mosquitto --since=-5min --no-pager -o cat")
-    assert "Outgoing messages are being dropped" in log
+    assert got == payloads[:len(got)], f"not the oldest in order: {len(got)}, first {got[:3]}, last {got[-3:]}"
+    assert bound <= len(got) <= bound + 2 * window, \
+        f"{len(got)} of {len(payloads)} delivered; bound {bound}, in-flight window {window}"
+    assert "Connecting bridge" in bridge_log(edge_host, start), "the edge never dialled the core again"
+
+
+def other_edge_flows(other: dict, far: dict, core: dict) -> bool:
+    watcher, sensor = open_session(core, CLIENTS["dashboard"]), open_session(far, CLIENTS["sensor-01"])
+    try:
+        watcher.subscribe("sites/+/sensors/#")
+        leaf = f"sensor-01/during-cut-{uuid.uuid4().hex[:6]}"
+        return crossed(sensor, under(other["out"][0]["local"], leaf), watcher, under(other["out"][0]["remote"], leaf))
+    finally:
+        watcher.close()
+        sensor.close()

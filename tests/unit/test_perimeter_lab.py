@@ -64,3 +64,10 @@ def test_vantage_point_reachability_must_be_a_boolean():
     with pytest.raises(ValueError, match="can_reach_broker must be true or false"):
         describe.describe([BROKER], [], "/ca.crt", "/clients",
                           vantage_points=[{"name": "x", "container": "c", "role": "r", "can_reach_broker": "yes"}])
+
+
+def test_a_vantage_point_that_names_its_broker_keeps_the_name():
+    points = [{"name": "client-a", "container": "rampart-lab-client-a", "role": "other_site_client",
+               "can_reach_broker": False, "broker_address": "172.29.91.10", "broker": "broker-b"}]
+    doc = describe.describe([BROKER], [], "/ca.crt", "/clients", vantage_points=points)
+    assert doc["vantage_points"] == points
