@@ -4,8 +4,10 @@ from its serial console, and that an image's cache key follows its recipe."""
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
+import yaml
 
 from rampart import harness, vm
 
@@ -114,3 +116,14 @@ def test_each_topology_is_an_inventory_whose_hosts_are_full_topology_hosts():
     registered = {m.split(":")[0] for m in markers}
     for expression in vm.TOPOLOGY_DESELECTS.values():
         assert set(expression.split()) - {"not", "and"} <= registered, expression
+
+
+def test_the_packages_the_image_carries_for_the_roles_are_the_roles_own():
+    """The image pre-installs only what the nftables and fail2ban roles install on a broker (never Mosquitto), so a
+    role that stops installing one does not leave it in the VMs unseen."""
+    roles = Path(__file__).resolve().parents[2] / "roles"
+    fail2ban = yaml.safe_load((roles / "fail2ban" / "vars" / "main.yml").read_text())["__fail2ban_packages"]
+    nftables = (roles / "nftables" / "vars" / "main.yml").read_text()
+    assert set(vm.VM_ROLE_PACKAGES) == {*fail2ban, "nftables"}
+    assert "['nftables']" in nftables and "mosquitto" not in vm.VM_PACKAGES
+    assert set(vm.VM_ROLE_PACKAGES) <= set(vm.VM_PACKAGES)
