@@ -18,6 +18,10 @@ minutes).
 ``--brokers 1,5,10`` (issue 11): for each count, ``scripts/lab down``, a fresh ``scripts/lab up --brokers N`` and
 its re-run (``--assert-unchanged``), timed; prints each and the ratio of the largest count's fresh converge to the
 smallest's (goal: at most 3). The lab is left up with the largest count; ``scripts/lab up`` brings it back to one.
+
+``--topology multi-site`` (issue 11): ``scripts/lab down``, a fresh ``scripts/lab up --topology NAME``, its re-run
+and its audit (``scripts/audit -i .lab/topology-NAME``), timed. The lab is left up; ``scripts/lab down`` before
+bringing up another topology.
 """
 
 from __future__ import annotations
@@ -92,6 +96,17 @@ def brokers_round(root: Path, work: Path, count: int) -> dict[str, float]:
             "rerun_ratio": round(rerun / fresh, 3)}
 
 
+def topology_round(root: Path, work: Path, name: str) -> dict[str, Any]:
+    """A fresh lab of a topology, its re-run and its audit."""
+    fresh, rerun = fresh_and_rerun(root, work, ["scripts/lab", "up", "--topology", name], f"topology-{name}",
+                                   f"topology {name}")
+    _say(f"bench-lab: topology {name}: scripts/audit -i .lab/topology-{name} ...")
+    audit = timed(root, ["scripts/audit", "-i", f".lab/topology-{name}"], work / f"topology-{name}-audit.log",
+                  "the audit (it must find nothing)")
+    return {"topology": name, "fresh_seconds": round(fresh, 2), "rerun_seconds": round(rerun, 2),
+            "audit_seconds": round(audit, 2), "rerun_ratio": round(rerun / fresh, 3)}
+
+
 def brokers_summary(rows: list[dict[str, float]]) -> dict[str, Any]:
     """The counts, and the fresh converge of the largest count against the smallest's."""
     low, high = min(rows, key=lambda r: r["brokers"]), max(rows, key=lambda r: r["brokers"])
@@ -111,6 +126,10 @@ def _say(message: str) -> None:
 
 
 def report(result: dict[str, Any]) -> str:
+    if "topology" in result:
+        return (f"topology {result['topology']}: fresh {result['fresh_seconds']:.1f} s   re-run "
+                f"{result['rerun_seconds']:.1f} s ({result['rerun_ratio']:.2f})   "
+                f"audit {result['audit_seconds']:.1f} s")
     if "fresh_ratio_of" in result:
         lines = [f"{r['brokers']:3d} broker(s): fresh {r['fresh_seconds']:6.1f} s   re-run {r['rerun_seconds']:6.1f} s "
                  f"({r['rerun_ratio']:.2f})" for r in result["brokers"]]
@@ -141,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="one re-run and one audit of the lab that is up, no fresh lab and no ratio")
     parser.add_argument("--brokers", metavar="N,N,...",
                         help="fresh labs of these broker counts in one site and their re-runs (issue 11), e.g. 1,5,10")
+    parser.add_argument("--topology", metavar="NAME",
+                        help="a fresh lab of this topology (topologies/NAME.yml), its re-run and its audit (issue 11)")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -148,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="rampart-bench-lab-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        if args.brokers:
+        if args.topology:
+            result = topology_round(root, work, args.topology)
+        elif args.brokers:
             counts = sorted({int(n) for n in args.brokers.split(",")})
             result = brokers_summary([brokers_round(root, work, n) for n in counts])
         elif args.quick:

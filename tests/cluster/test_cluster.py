@@ -5,21 +5,28 @@ What the single-site suites cannot show: a reading from each edge reaches the da
 site's prefix; a command from the core reaches only its device, at its site; the tunnel cut for a minute while an edge
 keeps publishing QoS 1 loses nothing up to the edge's bound and delivers in order, while the other edge keeps
 flowing; each edge unreachable from the other edge's segment and from the wan, so the bridge's certificate is of use
-only where the core's firewall admits it. tests/bridge runs against this lab too (the mapping's limits in both
+only where the core's firewall admits it; one bridge revoked through the inventory is refused at its next
+handshake while the other edge keeps flowing. tests/bridge runs against this lab too (the mapping's limits in both
 directions, the certificate's grants on the core, a revoked bridge refused at the handshake).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 import uuid
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.behaviour.conftest import (
     broker_host,
     open_session,
+    probe,
 )
+from tests.support import ANSIBLE_PLAYBOOK, PLAYBOOKS, ansible
 from tests.support import lab as description
 from tests.support.docker import docker_exec
 from tests.support.mqtt import accepted
@@ -206,3 +213,43 @@ def other_edge_flows(other: dict, far: dict, core: dict) -> bool:
     finally:
         watcher.close()
         sensor.close()
+
+
+def converge_edge_and_core(inventory: Path, bridge: dict, tmp_path: Path):
+    """site.yml on the edge, the core and the collectors (validation wants the collectors of its senders)."""
+    cmd = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(PLAYBOOKS / "site.yml"),
+           "--limit", f"{bridge['edge']},{bridge['remote']},collectors"]
+    res = ansible.run(cmd, None, tmp_path)
+    assert res.rc == 0, res.output[-3000:]
+    return res
+
+
+@pytest.mark.converges
+def test_a_bridge_revoked_in_the_inventory_is_refused_at_its_next_handshake_while_the_other_edge_flows(tmp_path):
+    """The first edge's bridge gets revoked: true (a second inventory file beside the generated one, so the inventory
+    is read as the lab reads it) and the edge and the core are converged: the bridge's certificate is on the core's
+    CRL and refused at the handshake, the edge no longer dials, and the other edge's readings keep reaching the core.
+    Then the file goes and a converge restores the bridge with a new certificate."""
+    bridge, other = ACTIVE
+    edge, core = BROKERS[bridge["edge"]], BROKERS[bridge["remote"]]
+    inventory = Path(os.environ["RAMPART_INVENTORY"])
+    declared = yaml.safe_load((inventory / "hosts.yml").read_text())["all"]["hosts"][bridge["edge"]]
+    name = bridge["identity"].rsplit(".", 1)[1]
+    revoked = [{**b, "revoked": True} if b["name"] == name else b for b in declared["mosquitto_bridges"]]
+    old = tmp_path / "old"
+    old.mkdir()
+    certfile, keyfile = (Path(shutil.copy(bridge[k], old / k)) for k in ("certfile", "keyfile"))
+    assert probe(core, core["listeners"]["certificate"], certfile=str(certfile), keyfile=str(keyfile)).accepted
+    override = inventory / "zz-test-revoked-bridge.yml"
+    override.write_text(yaml.safe_dump({"all": {"hosts": {bridge["edge"]: {"mosquitto_bridges": revoked}}}}))
+    try:
+        converge_edge_and_core(inventory, bridge, tmp_path)
+        res = probe(core, core["listeners"]["certificate"], certfile=str(certfile), keyfile=str(keyfile))
+        assert res.outcome in ("tls-error", "closed"), res
+        conf = broker_host(edge).check_output("cat /etc/mosquitto/mosquitto.conf")
+        assert f"connection {name}\n" not in conf + "\n", f"{edge['name']} still dials with the revoked bridge"
+        assert other_edge_flows(other, BROKERS[other["edge"]], core)
+    finally:
+        override.unlink()
+        converge_edge_and_core(inventory, bridge, tmp_path)
+    assert other_edge_flows(bridge, edge, core), f"{edge['name']}'s bridge did not come back with a new certificate"

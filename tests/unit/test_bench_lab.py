@@ -33,3 +33,16 @@ def test_the_brokers_benchmark_compares_the_largest_count_with_the_smallest():
     text = bench_lab.report(result)
     assert " 10 broker(s): fresh  245.0 s   re-run   80.0 s (0.33)" in text
     assert "fresh converge of 10 brokers / of 1: 3.50 (issue 11: at most 3)" in text
+
+
+def test_the_topology_benchmark_times_the_fresh_lab_its_rerun_and_its_audit(monkeypatch, tmp_path):
+    seen, seconds = [], iter([120.0, 30.0, 20.0])
+    monkeypatch.setattr(bench_lab, "timed", lambda root, cmd, log, what: seen.append(cmd) or next(seconds))
+    monkeypatch.setattr(bench_lab.subprocess, "run", lambda *a, **k: None)  # scripts/lab down
+    result = bench_lab.topology_round(tmp_path, tmp_path, "multi-site")
+    assert seen == [["scripts/lab", "up", "--topology", "multi-site"],
+                    ["scripts/lab", "up", "--topology", "multi-site", "--assert-unchanged"],
+                    ["scripts/audit", "-i", ".lab/topology-multi-site"]]
+    assert result == {"topology": "multi-site", "fresh_seconds": 120.0, "rerun_seconds": 30.0, "audit_seconds": 20.0,
+                      "rerun_ratio": 0.25}
+    assert bench_lab.report(result) == "topology multi-site: fresh 120.0 s   re-run 30.0 s (0.25)   audit 20.0 s"
