@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import REPO
+from rampart import topology
+from tests.inventory.conftest import InventoryCopy, _pin_hosts
+from tests.support import INVENTORIES, REPO
 
 VALIDATION_PLAY = "Validate the inventory before touching any host"
 # lab clients: [0] sensor-01 (password), [1] dashboard (password, read-only),
@@ -408,6 +410,24 @@ def test_lab_inventory_passes_validation(inventory_copy, run_playbook) -> None:
     assert run.failed_task is None
     assert not run.contacted_a_host, run.output
     assert not inv.pki_dir.exists()
+
+
+def test_the_multi_site_topologys_inventory_passes_validation(tmp_path, run_playbook) -> None:
+    """What scripts/lab up --topology multi-site generates (three brokers on three segments, two edges bridged through
+    the tunnel to the core, one bridge revoked) passes validation, bridges and all, touching no host."""
+    path = topology.generate(topology.load(REPO / "topologies" / "multi-site.yml"), "multi-site", INVENTORIES / "lab",
+                             tmp_path / "inventory")
+    inv = InventoryCopy(path, tmp_path / "pki")
+    hosts = inv.load("hosts.yml")
+    _pin_hosts(hosts["all"], inv.pki_dir)
+    inv.dump("hosts.yml", hosts)
+
+    run = run_playbook("validate.yml", inv.path)
+
+    assert run.rc == 0, run.output
+    assert run.plays == [VALIDATION_PLAY]
+    assert "Check the brokers each bridge dials" in run.output
+    assert not run.contacted_a_host, run.output
 
 
 def test_lab_inventory_with_a_collector_passes_validation(inventory_copy, run_playbook) -> None:
