@@ -23,7 +23,7 @@ from tests.behaviour.conftest import (
     probe,
 )
 from tests.support import lab as description
-from tests.support.mqtt import accepted
+from tests.support.mqtt import accepted, crossed, topic_in
 
 NOT_AUTHORISED_V5 = 0x87
 BRIDGES = LAB.get("bridges") or []
@@ -57,25 +57,8 @@ def rule(bridge: dict, direction: str) -> dict:
     return bridge[direction][0]
 
 
-def topic_in(filter_: str, leaf: str) -> str:
-    """A concrete topic under a rule's filter ('readings/#' -> 'readings/<leaf>')."""
-    assert filter_.endswith("/#"), f"the Molecule rules end with '/#': {filter_}"
-    return filter_[:-1] + leaf
-
-
 def sessions(*pairs):
     return [open_session(broker, client) for broker, client in pairs]
-
-
-def crossed(sender, topic: str, watcher, expected_topic: str, tries: int = 20) -> bool:
-    """Publish on one broker until the message shows on the other (the link may still be dialling after a restart:
-    restart_timeout backs off from 2 s)."""
-    for i in range(tries):
-        payload = f"probe-{i}".encode()
-        assert accepted(sender.publish(topic, payload, qos=1))
-        if (expected_topic, payload) in watcher.received(1):
-            return True
-    return False
 
 
 def test_a_reading_crosses_to_the_core_with_the_declared_prefix(bridge, edge, core):

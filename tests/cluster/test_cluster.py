@@ -29,7 +29,7 @@ from tests.behaviour.conftest import (
 from tests.support import ANSIBLE_PLAYBOOK, PLAYBOOKS, ansible
 from tests.support import lab as description
 from tests.support.docker import docker_exec
-from tests.support.mqtt import accepted
+from tests.support.mqtt import accepted, crossed, topic_in
 
 LAB = description.require("sites", "bridges", "vantage_points")
 BROKERS = {b["name"]: b for b in description.brokers(LAB)}
@@ -40,21 +40,6 @@ CUT_SECONDS = 60
 
 def site_of(host: str) -> str:
     return next(site for site, spec in LAB["sites"].items() if host in spec["hosts"])
-
-
-def under(filter_: str, leaf: str) -> str:
-    assert filter_.endswith("/#"), filter_
-    return filter_[:-1] + leaf
-
-
-def crossed(sender, topic: str, watcher, expected_topic: str, tries: int = 20) -> bool:
-    """Publish until the message shows on the other broker (a bridge may still be dialling: restart_timeout)."""
-    for i in range(tries):
-        payload = f"probe-{uuid.uuid4().hex[:6]}-{i}".encode()
-        assert accepted(sender.publish(topic, payload, qos=1))
-        if (expected_topic, payload) in watcher.received(1):
-            return True
-    return False
 
 
 def test_the_description_has_two_edge_sites_bridged_to_the_core():
@@ -77,8 +62,9 @@ def test_a_reading_from_each_edge_reaches_the_dashboard_under_its_sites_prefix(b
     dashboard, sensor = open_session(core, CLIENTS["dashboard"]), open_session(edge, CLIENTS["sensor-01"])
     try:
         dashboard.subscribe("sites/+/sensors/#")
-        assert crossed(sensor, under(out["local"], leaf), dashboard, under(out["remote"], leaf)), \
-            f"a reading on {edge['name']} never reached the dashboard on {core['name']} as {under(out['remote'], leaf)}"
+        arrives = topic_in(out["remote"], leaf)
+        assert crossed(sensor, topic_in(out["local"], leaf), dashboard, arrives), \
+            f"a reading on {edge['name']} never reached the dashboard on {core['name']} as {arrives}"
     finally:
         dashboard.close()
         sensor.close()
@@ -98,7 +84,7 @@ def test_a_command_from_the_core_reaches_only_its_device_at_its_site():
         here.subscribe("commands/sensor-01/#")
         there.subscribe("commands/sensor-01/#")
         device.subscribe("commands/device-cert-01/#")
-        assert crossed(admin, under(target["in"][0]["remote"], "sensor-01/set"), here, "commands/sensor-01/set")
+        assert crossed(admin, topic_in(target["in"][0]["remote"], "sensor-01/set"), here, "commands/sensor-01/set")
         assert there.received(1) == [], f"{other['edge']} got a command for {target['edge']}'s site"
         assert device.received(0.2) == []
     finally:
@@ -166,7 +152,7 @@ def test_a_tunnel_cut_for_a_minute_keeps_the_oldest_readings_up_to_the_bound_and
     edge, far, core = BROKERS[bridge["edge"]], BROKERS[other["edge"]], BROKERS[bridge["remote"]]
     bound, window = edge["max_queued_messages"], edge["max_inflight_messages"]
     leaf = f"sensor-01/cut-{uuid.uuid4().hex[:8]}"
-    remote_topic = under(bridge["out"][0]["remote"], leaf)
+    remote_topic = topic_in(bridge["out"][0]["remote"], leaf)
     payloads = [f"c-{i:05d}".encode() for i in range(2 * bound + 25)]
     batches, flowed, edge_host = 10, False, broker_host(edge)
     chunk = -(-len(payloads) // batches)
@@ -181,7 +167,7 @@ def test_a_tunnel_cut_for_a_minute_keeps_the_oldest_readings_up_to_the_bound_and
             sender = open_session(edge, CLIENTS["sensor-01"])
             try:
                 for k in range(batches):  # in order, a tenth of them every tenth of the minute
-                    assert all([accepted(sender.publish(under(bridge["out"][0]["local"], leaf), p, qos=1))
+                    assert all([accepted(sender.publish(topic_in(bridge["out"][0]["local"], leaf), p, qos=1))
                                 for p in payloads[k * chunk:(k + 1) * chunk]])
                     if k == batches // 2:
                         flowed = other_edge_flows(other, far, core)
@@ -209,7 +195,8 @@ def other_edge_flows(other: dict, far: dict, core: dict) -> bool:
     try:
         watcher.subscribe("sites/+/sensors/#")
         leaf = f"sensor-01/during-cut-{uuid.uuid4().hex[:6]}"
-        return crossed(sensor, under(other["out"][0]["local"], leaf), watcher, under(other["out"][0]["remote"], leaf))
+        out = other["out"][0]
+        return crossed(sensor, topic_in(out["local"], leaf), watcher, topic_in(out["remote"], leaf))
     finally:
         watcher.close()
         sensor.close()

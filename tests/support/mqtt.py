@@ -44,3 +44,20 @@ def probe(ca_file: str, broker: dict, port: int, username=None, password=None, p
     ctx = ctx or mqttprobe.tls_context(ca_file, certfile, keyfile)
     return mqttprobe.raw_connect(broker["address"], port, ctx, server_name or broker["tls_server_name"],
                                  username=username, password=password, protocol=protocol)
+
+
+def topic_in(filter_: str, leaf: str) -> str:
+    """A concrete topic under a bridge rule's filter ('readings/#' -> 'readings/<leaf>')."""
+    assert filter_.endswith("/#"), f"a bridge rule of the tests ends with '/#': {filter_}"
+    return filter_[:-1] + leaf
+
+
+def crossed(sender, topic: str, watcher, expected_topic: str, tries: int = 20) -> bool:
+    """Publish on one broker until the message shows on the other as ``expected_topic`` (a bridge may still be
+    dialling after a restart: restart_timeout backs off from 2 s)."""
+    for i in range(tries):
+        payload = f"probe-{uuid.uuid4().hex[:6]}-{i}".encode()
+        assert accepted(sender.publish(topic, payload, qos=1))
+        if (expected_topic, payload) in watcher.received(1):
+            return True
+    return False
