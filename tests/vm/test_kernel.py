@@ -12,7 +12,8 @@ import subprocess
 import threading
 import time
 import uuid
-from contextlib import contextmanager, suppress
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -347,52 +348,81 @@ def _wait_for_mosquitto(guest: Guest) -> None:
              what=f"mosquitto active on {guest.name} after the reboot")
 
 
-@pytest.fixture(scope="module", params=["vmbroker12", "vmbroker13"])
-def reboot_watched_from_the_wan(request, tmp_path_factory):
-    """Reboot one broker VM (each in turn: Debian 12's kernel, then 13's; no converge) while this machine, on the
-    wan, routes its segment address to its wan address and tries to connect to MQTT (1 s per attempt, 0.2 s apart)
-    through the whole reboot and 10 s beyond, capturing the broker's wan port. The tests below read what it saw,
-    and what came back; the other broker is the device on the segment. Before the reboot that device logs in
-    clean (which drops whatever session an earlier run left), subscribes with a persistent session at QoS 1 and
-    goes away, and a sensor publishes a message the broker queues for it."""
-    guest = Guest(GUESTS[request.param])
-    peer = Guest(next(entry for name, entry in GUESTS.items() if name != guest.name and name.startswith("vmbroker")))
-    target = segment(guest)
-    passwords = _passwords()
+REBOOTED = ("vmbroker12", "vmbroker13")
+
+
+def _queue_for_the_device(device: Guest, target: str, passwords: dict[str, str]) -> str:
+    """The device logs in clean on ``target`` (which drops whatever session an earlier run left), subscribes with a
+    persistent session at QoS 1 and goes away; a sensor publishes a message the broker queues for it."""
     queued = f"queued-{uuid.uuid4().hex}"
-    put_device_ca(peer)
-    assert mqtt_on(peer, "login", target, "dashboard", passwords["dashboard"])[0].split()[-1] == "0"
-    assert mqtt_on(peer, "subscribe", target, "dashboard", passwords["dashboard"], "sensors/#") == ["subscribed"]
-    assert mqtt_on(peer, "publish", target, "sensor-01", passwords["sensor-01"], "sensors/sensor-01/reboot",
+    put_device_ca(device)
+    assert mqtt_on(device, "login", target, "dashboard", passwords["dashboard"])[0].split()[-1] == "0"
+    assert mqtt_on(device, "subscribe", target, "dashboard", passwords["dashboard"], "sensors/#") == ["subscribed"]
+    assert mqtt_on(device, "publish", target, "sensor-01", passwords["sensor-01"], "sensors/sensor-01/reboot",
                    queued) == ["published"]
-    wan_address = guest.entry["vmlab_wan_address"].split("/")[0]
-    subprocess.run(["ip", "route", "replace", f"{target}/32", "via", wan_address], check=True)
-    stop, outcomes = threading.Event(), []
+    return queued
 
-    def probe():
-        while not stop.is_set():
-            outcomes.append(_connect_from_here(target, 8883, timeout=1))
-            time.sleep(0.2)
 
-    pcap = tmp_path_factory.mktemp("reboot") / "boot.pcap"
-    try:
-        with capture(guest.entry["taps"][1], pcap, f"arp or host {target}"):
-            thread = threading.Thread(target=probe, daemon=True)
+def _probe_until(stop: threading.Event, target: str, outcomes: list[str]) -> None:
+    while not stop.is_set():
+        outcomes.append(_connect_from_here(target, 8883, timeout=1))
+        time.sleep(0.2)
+
+
+def _reboot_and_settle(guest: Guest) -> dict[str, float]:
+    rebooted = time.time()
+    _reboot(guest)
+    # When the new kernel started, on this machine's clock: an upper bound, as the uptime is read before the SSH call
+    # returns.
+    booted = time.time() - float(guest.sh("cut -d' ' -f1 /proc/uptime"))
+    _wait_for_mosquitto(guest)
+    time.sleep(10)  # and on into the booted system, so that SYNs surely reach it
+    return {"rebooted": rebooted, "booted": booted}
+
+
+@pytest.fixture(scope="module")
+def reboots_watched_from_the_wan(tmp_path_factory) -> dict[str, dict]:
+    """Both broker VMs rebooted at once (Debian 12's kernel and 13's; no converge; one reboot's wait for both, about
+    75 s of the vm step) while this machine, on the wan, routes each one's segment address to its wan address and
+    tries to connect to MQTT (1 s per attempt, 0.2 s apart) through the whole reboot and 10 s beyond, capturing each
+    broker's wan port. The tests below read what it saw, and what came back; each broker is the other's device on
+    the segment: before the reboot that device queues a message on it (_queue_for_the_device)."""
+    guests = {name: Guest(GUESTS[name]) for name in REBOOTED}
+    passwords = _passwords()
+    seen = {}
+    for name, guest in guests.items():
+        peer = next(g for n, g in guests.items() if n != name)
+        target = segment(guest)
+        seen[name] = {"guest": guest, "peer": peer, "target": target, "outcomes": [],
+                      "wan_address": guest.entry["vmlab_wan_address"].split("/")[0],
+                      "queued": _queue_for_the_device(peer, target, passwords), "password": passwords["dashboard"],
+                      "pcap": tmp_path_factory.mktemp(f"reboot-{name}") / "boot.pcap"}
+    stop = threading.Event()
+    with ExitStack() as stack:
+        for s in seen.values():
+            subprocess.run(["ip", "route", "replace", f"{s['target']}/32", "via", s["wan_address"]], check=True)
+            stack.callback(subprocess.run, ["ip", "route", "del", f"{s['target']}/32"], check=False)
+            stack.enter_context(capture(s["guest"].entry["taps"][1], s["pcap"], f"arp or host {s['target']}"))
+        threads = [threading.Thread(target=_probe_until, args=(stop, s["target"], s["outcomes"]), daemon=True)
+                   for s in seen.values()]
+        for thread in threads:
             thread.start()
-            rebooted = time.time()
-            _reboot(guest)
-            # When the new kernel started, on this machine's clock: an upper bound, as the uptime is read before
-            # the SSH call returns.
-            booted = time.time() - float(guest.sh("cut -d' ' -f1 /proc/uptime"))
-            _wait_for_mosquitto(guest)
-            time.sleep(10)  # and on into the booted system, so that SYNs surely reach it
-            stop.set()
+        with ThreadPoolExecutor(max_workers=len(seen)) as pool:
+            for s, times in zip(seen.values(), pool.map(_reboot_and_settle, guests.values()), strict=True):
+                s.update(times)
+        stop.set()
+        for thread in threads:
             thread.join(timeout=10)
-    finally:
-        subprocess.run(["ip", "route", "del", f"{target}/32"], check=False)
-    return {"guest": guest, "peer": peer, "target": target, "wan_address": wan_address, "rebooted": rebooted,
-            "booted": booted, "outcomes": outcomes, "frames": frames(pcap), "queued": queued,
-            "password": passwords["dashboard"]}
+    for s in seen.values():
+        s["frames"] = frames(s.pop("pcap"))
+        put_device_ca(s["peer"])  # its /tmp went with its own reboot
+    return seen
+
+
+@pytest.fixture(scope="module", params=REBOOTED)
+def reboot_watched_from_the_wan(request, reboots_watched_from_the_wan):
+    """One broker VM's reboot, as reboots_watched_from_the_wan saw it."""
+    return reboots_watched_from_the_wan[request.param]
 
 
 def test_mqtt_is_never_reachable_from_the_wan_while_the_broker_boots(reboot_watched_from_the_wan):
