@@ -25,9 +25,12 @@ def test_a_packet_the_firewall_drops_is_logged_and_filed_on_the_collector():
     """An outsider's SYN to a closed port is dropped by nftables, which logs it (NFLOG, read by ulogd2 into the
     journal); rsyslog ships the line, and the collector files it under the broker. The line names the broker's
     address, the port and the SYN's source port, a fresh random one, so it is this packet's and no other's."""
-    outsider = description.vantage_point(LAB, "outsider")
-    broker = description.brokers(LAB)[0]
     collector = LAB["collector"]
+    # A broker that ships its logs (in a lab of several sites the edges keep theirs), and the outsider's view of it.
+    senders = {s["name"] for s in collector["senders"]}
+    broker = next(b for b in description.brokers(LAB) if b["name"] in senders)
+    outsider = next(p for p in LAB["vantage_points"]
+                    if p["role"] == "outsider" and p.get("broker", broker["name"]) == broker["name"])
     source_port = 40000 + uuid.uuid4().int % 20000
     address = outsider["broker_address"]
     # One SYN from a chosen source port; the drop means no answer, so the connect times out.

@@ -137,3 +137,13 @@ def test_the_lab_plans_each_host_on_its_own_release_and_the_edges_resolve_the_co
     assert plan["core"]["network"] == "rampart-ms-core"
     assert plan["core"]["extra"] == [("rampart-ms-wan", "172.29.93.10")]
     assert not plan["wan-outsider"]["managed"]
+
+
+def test_the_readme_shows_both_shipped_topologies_as_they_are():
+    """README, "Test clusters": the two YAML blocks after `topologies/single.yml` and `topologies/multi-site.yml`
+    say what the files say."""
+    readme = (ROOT / "README.md").read_text()
+    for name in ("single", "multi-site"):
+        after = readme.split(f"`topologies/{name}.yml`", 1)[1]
+        block = after.split("```yaml\n", 1)[1].split("```", 1)[0]
+        assert yaml.safe_load(block) == yaml.safe_load((ROOT / "topologies" / f"{name}.yml").read_text()), name
