@@ -89,3 +89,32 @@ def test_a_broker_count_out_of_range_is_refused_before_anything_starts(count):
     args = lab.argparse.Namespace(brokers=count, collection=None)
     with pytest.raises(SystemExit, match=f"--brokers {count}: give 1 to 40"):
         lab.up(args)
+
+
+def test_an_up_of_another_topology_stops_while_a_lab_is_up(monkeypatch, tmp_path):
+    """.lab/topology records the topology that is up; an up of another one stops (its networks and addresses
+    differ), one of the same goes on, and with no container up any topology may start."""
+    monkeypatch.setattr(lab, "LAB_DIR", tmp_path)
+    monkeypatch.setattr(lab, "TOPOLOGY_STATE", tmp_path / "topology")
+    running = ["abc123"]
+    monkeypatch.setattr(lab.harness, "docker", lambda *a, **k: type("R", (), {"stdout": "\n".join(running)})())
+    lab.claim_topology("single")  # the default lab, up
+    with pytest.raises(SystemExit, match="a lab of the topology single is up; scripts/lab down first"):
+        lab.claim_topology("multi-site")
+    lab.claim_topology("single")
+    running.clear()
+    lab.claim_topology("multi-site")
+    assert (tmp_path / "topology").read_text() == "multi-site\n"
+
+
+def test_an_unknown_topology_names_the_shipped_ones(monkeypatch, tmp_path):
+    (tmp_path / "topologies").mkdir()
+    (tmp_path / "topologies" / "single.yml").write_text("{}")
+    monkeypatch.setattr(lab, "PROJECT", tmp_path)
+    with pytest.raises(SystemExit, match=r"--topology nope: no such file .*topologies/nope.yml \(shipped: single;"):
+        lab.topology_inventory("nope")
+
+
+def test_brokers_does_not_combine_with_a_topology():
+    with pytest.raises(SystemExit, match="does not combine with --topology"):
+        lab.up(type("A", (), {"brokers": 5, "topology": "multi-site", "collection": None})())
