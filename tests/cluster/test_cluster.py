@@ -202,10 +202,10 @@ def other_edge_flows(other: dict, far: dict, core: dict) -> bool:
         sensor.close()
 
 
-def converge_edge_and_core(inventory: Path, bridge: dict, tmp_path: Path):
-    """site.yml on the edge, the core and the collectors (validation wants the collectors of its senders)."""
-    cmd = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(PLAYBOOKS / "site.yml"),
-           "--limit", f"{bridge['edge']},{bridge['remote']},collectors"]
+def converge_brokers(inventory: Path, tmp_path: Path):
+    """site.yml on the brokers and the collectors: the hub's WireGuard peers run with it (the wireguard role reads
+    their keys from the play), and validation wants the collectors of its senders."""
+    cmd = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(PLAYBOOKS / "site.yml"), "--limit", "brokers,collectors"]
     res = ansible.run(cmd, None, tmp_path)
     assert res.rc == 0, res.output[-3000:]
     return res
@@ -214,7 +214,7 @@ def converge_edge_and_core(inventory: Path, bridge: dict, tmp_path: Path):
 @pytest.mark.converges
 def test_a_bridge_revoked_in_the_inventory_is_refused_at_its_next_handshake_while_the_other_edge_flows(tmp_path):
     """The first edge's bridge gets revoked: true (a second inventory file beside the generated one, so the inventory
-    is read as the lab reads it) and the edge and the core are converged: the bridge's certificate is on the core's
+    is read as the lab reads it) and the brokers are converged: the bridge's certificate is on the core's
     CRL and refused at the handshake, the edge no longer dials, and the other edge's readings keep reaching the core.
     Then the file goes and a converge restores the bridge with a new certificate."""
     bridge, other = ACTIVE
@@ -230,7 +230,7 @@ def test_a_bridge_revoked_in_the_inventory_is_refused_at_its_next_handshake_whil
     override = inventory / "zz-test-revoked-bridge.yml"
     override.write_text(yaml.safe_dump({"all": {"hosts": {bridge["edge"]: {"mosquitto_bridges": revoked}}}}))
     try:
-        converge_edge_and_core(inventory, bridge, tmp_path)
+        converge_brokers(inventory, tmp_path)
         res = probe(core, core["listeners"]["certificate"], certfile=str(certfile), keyfile=str(keyfile))
         assert res.outcome in ("tls-error", "closed"), res
         conf = broker_host(edge).check_output("cat /etc/mosquitto/mosquitto.conf")
@@ -238,5 +238,5 @@ def test_a_bridge_revoked_in_the_inventory_is_refused_at_its_next_handshake_whil
         assert other_edge_flows(other, BROKERS[other["edge"]], core)
     finally:
         override.unlink()
-        converge_edge_and_core(inventory, bridge, tmp_path)
+        converge_brokers(inventory, tmp_path)
     assert other_edge_flows(bridge, edge, core), f"{edge['name']}'s bridge did not come back with a new certificate"
