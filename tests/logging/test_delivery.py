@@ -266,8 +266,16 @@ def test_a_revoked_log_certificate_is_refused_at_once_and_a_new_key_delivers_wha
 
     assert not old_certificate_refused(), "positive control: the sender's current certificate was refused"
     try:
+        revoked_at = time.time() - 1
         _converge_logs(tmp_path, broker["name"], {"log_shipping_certificate_revoked": True})
         assert old_certificate_refused(), "the collector still admits a revoked log certificate"
+        # The collector restarted with its new pins, which broke the sender's session; the first line after that goes
+        # into the broken session and is lost if the sender restarts before it reconnects (the log_shipping README's
+        # known limit, the RELP window; issue 14), as the restore below does. So, as the outage tests do, the line
+        # that must wait is logged once the sender has noticed: its reconnection with the revoked key was refused.
+        wait_for(lambda: (sh(broker["container"], "logger -t rampart-revocation-test nudge") is not None
+                          and _suspended_since(broker["container"], revoked_at)),
+                 timeout=60, interval=1, what=f"{broker['container']} to find its revoked key refused")
         sh(broker["container"], f"logger -t rampart-revocation-test {waited}")
         time.sleep(5)
         assert files.count(host, waited) == 0, "a line arrived over a revoked certificate"
