@@ -28,7 +28,7 @@ from tests.behaviour.conftest import (
 )
 from tests.support import ANSIBLE_PLAYBOOK, PLAYBOOKS, ansible
 from tests.support import lab as description
-from tests.support.docker import docker_exec
+from tests.support.docker import tcp
 from tests.support.mqtt import accepted, crossed, topic_in
 
 LAB = description.require("sites", "bridges", "vantage_points")
@@ -93,9 +93,7 @@ def test_a_command_from_the_core_reaches_only_its_device_at_its_site():
 
 
 def reaches(container: str, address: str, port: int) -> bool:
-    code = ("import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
-            "except OSError:\n sys.exit(1)")
-    return docker_exec(container, "python3", "-c", code, address, str(port), timeout=30).returncode == 0
+    return tcp(container, address, port, timeout=3) == "open"
 
 
 def wan_address(broker: str) -> str:

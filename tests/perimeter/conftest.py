@@ -7,7 +7,7 @@ plus the exported-peer folder, the spare source network of the rate-limit test a
 control path. molecule/perimeter/verify.yml writes it.
   RAMPART_CONVERGE   JSON list: the command that converges the same hosts (the tests run its
                      ansible-playbook and inventory on the perimeter only, adding arguments)
-Probes run inside the vantage-point containers (docker exec + the container's python3, see inprobe.py),
+Probes run inside the vantage-point containers (docker exec + the container's python3, see tests/support/inprobe.py),
 so each one comes from that container's own address.
 """
 
@@ -22,11 +22,8 @@ import pytest
 from rampart import results
 from tests.support import PLAYBOOKS, ansible_env
 from tests.support import lab as description
-from tests.support.docker import container_host, docker_exec
+from tests.support.docker import container_host, docker_exec, probe
 from tests.support.wait import wait_for
-
-HERE = Path(__file__).resolve().parent
-PROBE = (HERE / "inprobe.py").read_text()
 
 DESC = description.require("perimeter", "vantage_points")
 BROKERS = description.brokers(DESC)
@@ -57,18 +54,6 @@ def mqtt_ports(broker: dict) -> list[int]:
     """The broker's MQTT listener ports, the password listener first."""
     listeners = broker["listeners"]
     return [listeners["password"], *sorted(p for name, p in listeners.items() if name != "password")]
-
-
-def probe(container: str, *args: str, timeout: float = 60) -> dict:
-    """Run inprobe.py inside ``container`` and return its JSON answer."""
-    res = docker_exec(container, "python3", "-", *[str(a) for a in args], stdin=PROBE, timeout=timeout)
-    assert res.returncode == 0, f"probe in {container} failed: {res.stderr}"
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def tcp(container: str, address: str, port: int, timeout: float = 2.0, source: str | None = None) -> str:
-    args = ["tcp", address, port, timeout] + ([source] if source else [])
-    return probe(container, *args)["result"]
 
 
 def mqtt_roundtrip(container: str, broker: dict, address: str, port: int | None = None) -> dict:

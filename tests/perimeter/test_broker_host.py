@@ -7,9 +7,10 @@ import time
 
 import pytest
 
+from tests.support.docker import tcp
 from tests.support.hardening import HARDENED_SYSCTLS, SYSCTL_DROP_IN
 
-from .conftest import OUTSIDER, SEGMENT_CLIENT, mqtt_ports, tcp
+from .conftest import OUTSIDER, SEGMENT_CLIENT, mqtt_ports
 
 
 @pytest.mark.parametrize("key", sorted(HARDENED_SYSCTLS))

@@ -7,7 +7,9 @@ import random
 
 import pytest
 
-from .conftest import PERIMETER, SEGMENT_CLIENT, VPN_CLIENT, docker_exec, mqtt_roundtrip, probe, tcp
+from tests.support.docker import probe, tcp
+
+from .conftest import PERIMETER, SEGMENT_CLIENT, VPN_CLIENT, docker_exec, mqtt_roundtrip
 
 pytestmark = pytest.mark.floods
 

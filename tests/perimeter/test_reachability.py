@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from tests.support.docker import tcp
+
 from .conftest import (
     BROKERS,
     OUTSIDER,
@@ -15,7 +17,6 @@ from .conftest import (
     latest_handshakes,
     mqtt_ports,
     mqtt_roundtrip,
-    tcp,
     wait_until,
 )
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+from pathlib import Path
 
 import testinfra
 
@@ -37,3 +39,20 @@ def hostname(container: str) -> str:
 def container_host(container: str):
     """A testinfra host reached with docker exec."""
     return testinfra.get_host(f"docker://{container}")
+
+
+# The probe run inside a container with its own python3 (tests/support/inprobe.py: tcp, hold, mqtt).
+PROBE = (Path(__file__).with_name("inprobe.py")).read_text()
+
+
+def probe(container: str, *args: str, timeout: float = 60) -> dict:
+    """Run inprobe.py inside ``container`` and return its JSON answer."""
+    res = docker_exec(container, "python3", "-", *[str(a) for a in args], stdin=PROBE, timeout=timeout)
+    assert res.returncode == 0, f"probe in {container} failed: {res.stderr}"
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def tcp(container: str, address: str, port: int, timeout: float = 2.0, source: str | None = None) -> str:
+    """One TCP connection from inside ``container``: open, refused, timeout or unreachable."""
+    args = ["tcp", address, port, timeout] + ([source] if source else [])
+    return probe(container, *args)["result"]
