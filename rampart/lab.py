@@ -223,11 +223,15 @@ def scaled_inventory(brokers: int) -> Path:
     return out
 
 
+def lab_containers(fmt: str = "{{.Names}}") -> str:
+    """``docker ps -a`` of the lab's containers (those with its owner label), one line each in ``fmt``."""
+    return harness.docker("ps", "-a", "--filter", f"label={harness.OWNER_LABEL}={OWNER}", "--format", fmt).stdout
+
+
 def remove_unplanned(containers: list[dict]) -> list[str]:
     """Remove the lab's containers the plan does not have (those of an earlier lab with more brokers)."""
-    res = harness.docker("ps", "-a", "--filter", f"label={harness.OWNER_LABEL}={OWNER}", "--format", "{{.Names}}")
     planned = {entry["container"] for entry in containers}
-    extra = sorted(set(res.stdout.split()) - planned)
+    extra = sorted(set(lab_containers().split()) - planned)
     if extra:
         harness.docker("rm", "-f", "-v", *extra)
     return extra
@@ -293,7 +297,7 @@ def topology_inventory(spec: str) -> tuple[str, Path]:
 
 def claim_topology(name: str) -> None:
     """Stop when a lab of another topology is up (its networks and addresses differ); record this one's name."""
-    running = harness.docker("ps", "-aq", "--filter", f"label={harness.OWNER_LABEL}={OWNER}").stdout.split()
+    running = lab_containers().split()
     before = TOPOLOGY_STATE.read_text().strip() if TOPOLOGY_STATE.exists() else "single"
     if running and before != name:
         raise SystemExit(f"lab: a lab of the topology {before} is up; scripts/lab down first, then "
@@ -419,9 +423,7 @@ def status(args: argparse.Namespace) -> int:
     if not harness.docker_answers():
         print("lab: Docker is not running; the lab is down")
         return 1
-    res = harness.docker("ps", "-a", "--filter", f"label={harness.OWNER_LABEL}={OWNER}",
-                         "--format", "{{.Names}}\t{{.Status}}")
-    rows = res.stdout.strip()
+    rows = lab_containers("{{.Names}}\t{{.Status}}").strip()
     print(rows or "lab: no containers")
     if LAB_JSON.exists():
         print_connect_help()
